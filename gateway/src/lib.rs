@@ -1,0 +1,95 @@
+//! The gateway: EVA's one public door. HTTP/JSON under `/api/v1` in front of
+//! the gRPC services; no business rules and no database. The caller's token
+//! and trace context travel with every call, and each service authorises.
+
+mod health;
+mod problem;
+mod statistics;
+mod structures;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use axum::routing::get;
+use eva_platform::bus::Bus;
+use eva_platform::{Config, Shutdown};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use problem::{FieldProblem, Problem};
+pub use upstream::Upstreams;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub upstreams: Upstreams,
+    pub bus: Option<Bus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway: {0}")]
+    Setup(String),
+    #[error("gateway: serve: {0}")]
+    Serve(String),
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(structures::routes())
+        .merge(statistics::routes())
+        .fallback(|| async { Problem::not_found("aucune ressource à cette adresse / no resource at this path") });
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/.well-known/jwks.json", get(structures::jwks))
+        .nest("/api/v1", api)
+        .fallback(|| async { Problem::not_found("aucune ressource à cette adresse / no resource at this path") })
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let span = tracing::info_span!("http.request", method = %req.method(), path = %req.uri().path(), request_id);
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let _ = span.set_parent(eva_platform::telemetry::propagation::extract_http(req.headers()));
+            span
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves the gateway on `listener` until shutdown.
+pub async fn run(config: Arc<Config>, listener: TcpListener, shutdown: Shutdown) -> Result<(), GatewayError> {
+    let upstreams = Upstreams::connect(&config).map_err(GatewayError::Setup)?;
+    let bus = match &config.bus.url {
+        Some(url) => Some(
+            Bus::connect(&config.bus, url, "gateway")
+                .await
+                .map_err(|e| GatewayError::Setup(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let app = router(AppState { upstreams, bus });
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "gateway listening");
+    // Without TCP_NODELAY small JSON answers wait on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled())
+        .await
+        .map_err(|e| GatewayError::Serve(e.to_string()))
+}
+
+/// Default deadline of one upstream call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,146 @@
+//! RFC 9457 problem details: every error the gateway returns.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic_types::StatusExt;
+
+/// A field named in an error, with what is wrong with it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// An `application/problem+json` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:eva:problem:{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut p = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-argument",
+            "Requête invalide / Invalid request",
+            format!("{field}: {message}"),
+        );
+        p.errors.push(FieldProblem {
+            field: field.into(),
+            message,
+        });
+        p
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Introuvable / Not found", detail)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut res = (status, Json(self)).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}
+
+/// A service's gRPC status as a problem; field violations become `errors`.
+impl From<tonic::Status> for Problem {
+    fn from(s: tonic::Status) -> Self {
+        use tonic::Code;
+        let (status, slug, title) = match s.code() {
+            Code::InvalidArgument | Code::OutOfRange => {
+                (StatusCode::BAD_REQUEST, "invalid-argument", "Requête invalide / Invalid request")
+            }
+            Code::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentification requise / Authentication required",
+            ),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden", "Accès refusé / Forbidden"),
+            Code::NotFound => (StatusCode::NOT_FOUND, "not-found", "Introuvable / Not found"),
+            Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "conflict", "Conflit / Conflict"),
+            Code::FailedPrecondition => (
+                StatusCode::CONFLICT,
+                "failed-precondition",
+                "Action impossible dans cet état / Not possible in this state",
+            ),
+            Code::ResourceExhausted => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Trop de requêtes / Too many requests",
+            ),
+            Code::DeadlineExceeded => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "Le service n'a pas répondu à temps / The service did not answer in time",
+            ),
+            Code::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service momentanément indisponible / Service temporarily unavailable",
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-error",
+                "Erreur d'un service interne / Internal service error",
+            ),
+        };
+        let mut p = Problem::new(status, slug, title, s.message().to_owned());
+        if let Some(bad) = s.get_details_bad_request() {
+            p.errors = bad
+                .field_violations
+                .into_iter()
+                .map(|v| FieldProblem {
+                    field: v.field,
+                    message: v.description,
+                })
+                .collect();
+        }
+        p
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Self {
+        let (field, msg) = match &r {
+            JsonRejection::MissingJsonContentType(_) => (
+                "content-type",
+                "le corps doit être du JSON (Content-Type: application/json) / body must be JSON".to_owned(),
+            ),
+            other => ("body", other.body_text()),
+        };
+        Problem::invalid(field, msg)
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Self {
+        Problem::invalid("query", r.body_text())
+    }
+}

@@ -1,0 +1,273 @@
+//! `eva`: the all-in-one box (`eva up`), one service alone for the central
+//! deployment (`eva serve <service>`), migrations, and the first operator's
+//! token.
+
+mod local_nats;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use eva_platform::db::{Db, Migrations};
+use eva_platform::service::bind;
+use eva_platform::{Config, Shutdown, telemetry};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+#[derive(Parser)]
+#[command(name = "eva", version, about = "EVA — diagnostic partagé de l'insertion / shared insertion diagnostic")]
+struct Cli {
+    /// TOML configuration file (then `EVA__SECTION__KEY` variables override it).
+    #[arg(long, short, global = true, env = "EVA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything on this machine: every service, the gateway, and a
+    /// local nats-server when no bus URL is configured.
+    Up {
+        /// Address of the local nats-server `eva up` starts.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        nats_listen: SocketAddr,
+    },
+    /// Run one service alone (central deployment).
+    Serve { service: Service },
+    /// Apply database migrations, then exit.
+    Migrate {
+        /// One service; all when absent.
+        service: Option<Service>,
+    },
+    /// Print an operator access token signed with identity's key, for the
+    /// first operator of a new installation.
+    Token {
+        #[arg(long, default_value = "operator")]
+        subject: String,
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: u64,
+    },
+    /// Check the configuration and print it (secrets hidden).
+    CheckConfig,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Service {
+    Identity,
+    Statistics,
+    Gateway,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("eva: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eva: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eva: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::CheckConfig => {
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Token {
+            subject,
+            ttl_minutes,
+        } => {
+            let token = eva_identity::issue_token(
+                &config,
+                &subject,
+                vec![eva_platform::auth::Role::Operator],
+                Vec::new(),
+                Duration::from_secs(ttl_minutes * 60),
+            )
+            .await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Migrate { service } => migrate(&config, service).await,
+        Command::Serve { service } => {
+            let _telemetry = telemetry::init(&config.telemetry, service_name(service))?;
+            if config.bus.url.is_none() {
+                anyhow::bail!("bus.url is not set: eva serve needs the NATS URL (EVA__BUS__URL)");
+            }
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signal();
+            let mut set = JoinSet::new();
+            spawn_metrics(&config, &shutdown, &mut set).await?;
+            spawn_service(service, Arc::new(config), &shutdown, &mut set).await?;
+            supervise(set, &shutdown).await
+        }
+        Command::Up { nats_listen } => {
+            let _telemetry = telemetry::init(&config.telemetry, "eva")?;
+            let nats = match config.bus.url {
+                Some(_) => None,
+                None => {
+                    let binary = local_nats::find_binary(config.bus.nats_server.as_deref())?;
+                    let nats = local_nats::LocalNats::start(&binary, &config.data_dir, nats_listen)
+                        .await
+                        .context("local nats-server")?;
+                    tracing::info!(url = %nats.url, "local nats-server started");
+                    config.bus.url = Some(nats.url.clone());
+                    Some(nats)
+                }
+            };
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signal();
+            let gateway_addr = config.gateway.listen;
+            let config = Arc::new(config);
+            let mut set = JoinSet::new();
+            let started = async {
+                spawn_metrics(&config, &shutdown, &mut set).await?;
+                for s in [Service::Identity, Service::Statistics, Service::Gateway] {
+                    spawn_service(s, config.clone(), &shutdown, &mut set).await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            let result = match started {
+                Ok(()) => {
+                    println!("EVA est démarré. Ouvrez http://{gateway_addr}/readyz pour vérifier, l'API est sous http://{gateway_addr}/api/v1");
+                    println!("EVA is up. Check http://{gateway_addr}/readyz; the API is at http://{gateway_addr}/api/v1");
+                    println!("Arrêt / stop: Ctrl+C");
+                    supervise(set, &shutdown).await
+                }
+                Err(e) => {
+                    shutdown.trigger();
+                    while set.join_next().await.is_some() {}
+                    Err(e)
+                }
+            };
+            if let Some(n) = nats {
+                n.stop().await;
+            }
+            result
+        }
+    }
+}
+
+fn service_name(s: Service) -> &'static str {
+    match s {
+        Service::Identity => "identity",
+        Service::Statistics => "statistics",
+        Service::Gateway => "gateway",
+    }
+}
+
+type Tasks = JoinSet<anyhow::Result<()>>;
+
+async fn spawn_service(s: Service, config: Arc<Config>, shutdown: &Shutdown, set: &mut Tasks) -> anyhow::Result<()> {
+    let sd = shutdown.clone();
+    match s {
+        Service::Identity => {
+            let l = bind("identity", &config.identity).await?;
+            set.spawn(async move { Ok(eva_identity::run(config, l, sd).await?) });
+        }
+        Service::Statistics => {
+            let l = bind("statistics", &config.statistics).await?;
+            set.spawn(async move { Ok(eva_statistics::run(config, l, sd).await?) });
+        }
+        Service::Gateway => {
+            let addr = config.gateway.listen;
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("gateway: cannot listen on {addr}"))?;
+            set.spawn(async move { Ok(eva_gateway::run(config, l, sd).await?) });
+        }
+    }
+    Ok(())
+}
+
+async fn spawn_metrics(config: &Config, shutdown: &Shutdown, set: &mut Tasks) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics.listen else {
+        return Ok(());
+    };
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("metrics: cannot listen on {addr}"))?;
+    let sd = shutdown.clone();
+    set.spawn(async move {
+        axum::serve(l, telemetry::metrics_router())
+            .with_graceful_shutdown(sd.cancelled())
+            .await?;
+        Ok(())
+    });
+    Ok(())
+}
+
+/// Runs until a signal or until one part stops; then everything drains.
+async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let mut failure = None;
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        Some(first) = set.join_next() => {
+            let e = match first {
+                Ok(Ok(())) => anyhow::anyhow!("a part of EVA stopped unexpectedly"),
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!("a part of EVA crashed: {e}"),
+            };
+            failure = Some(e);
+            shutdown.trigger();
+        }
+    }
+    let drain = async {
+        while let Some(r) = set.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "stopped with an error");
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+        tracing::warn!("some parts did not stop within 20 s");
+    }
+    let _ = shutdown.drain(Duration::from_secs(5)).await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
+    let all: [(Service, &str, &eva_platform::config::ServiceConfig, &Migrations); 2] = [
+        (Service::Identity, "identity", &config.identity, &eva_identity::store::MIGRATIONS),
+        (Service::Statistics, "statistics", &config.statistics, &eva_statistics::store::MIGRATIONS),
+    ];
+    for (s, name, svc, migrations) in all {
+        if only.is_some_and(|o| o != s) {
+            continue;
+        }
+        let url = svc.database_url(&config.data_dir, name);
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)?;
+        }
+        let db = Db::connect(&url, 1).await.with_context(|| name.to_owned())?;
+        db.migrate(migrations).await.with_context(|| name.to_owned())?;
+        db.close().await;
+        println!("{name}: migrations appliquées / migrations applied");
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! Configuration: defaults in code, then a TOML file, then `EVA__SECTION__KEY`
+//! environment variables. Unknown keys and bad values fail at start with one
+//! line naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::telemetry::TelemetryConfig;
+
+/// Everything an EVA process can be told. One file serves the all-in-one
+/// `eva up` and a single service started with `eva serve <service>`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the all-in-one keeps its SQLite files, the local NATS store and
+    /// the generated key-encryption key.
+    pub data_dir: PathBuf,
+    pub telemetry: TelemetryConfig,
+    pub metrics: MetricsConfig,
+    pub bus: BusConfig,
+    pub auth: AuthConfig,
+    pub keys: KeysConfig,
+    pub identity: ServiceConfig,
+    pub statistics: ServiceConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// Prometheus scrape endpoint of the process.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of `GET /metrics`; absent to serve no metrics.
+    pub listen: Option<SocketAddr>,
+}
+
+/// NATS JetStream connection and the outbox relay.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `nats://host:port` (comma-separated for a cluster). Absent: `eva up`
+    /// starts a local nats-server with its store under `data_dir/nats`.
+    pub url: Option<String>,
+    /// nats-server binary `eva up` starts when no `url` is set; absent:
+    /// `$EVA_NATS_SERVER`, then `.tools/bin/nats-server`, then `PATH`.
+    pub nats_server: Option<PathBuf>,
+    /// NATS credentials file (central deployments, partners).
+    pub credentials: Option<PathBuf>,
+    /// Stream replicas: 1 on a box, 3 on the département's cluster.
+    pub replicas: usize,
+    /// How long to wait for NATS at start before giving up.
+    pub connect_timeout_ms: u64,
+    /// Outbox rows published per batch.
+    pub outbox_batch: usize,
+    /// Fallback poll of the outbox when no local commit woke the relay
+    /// (another process wrote it, or the relay restarted).
+    pub outbox_poll_ms: u64,
+}
+
+/// Tokens: who issues them and for whom.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `iss` of EVA's access tokens.
+    pub issuer: String,
+    /// `aud` of EVA's access tokens.
+    pub audience: String,
+    /// Lifetime of an access token, in seconds.
+    pub access_token_ttl_secs: u64,
+}
+
+/// The key-encryption key that wraps every per-person data key.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Base64 of 32 random bytes. Prefer `kek_file` or the
+    /// `EVA__KEYS__KEK` variable from a secret store.
+    pub kek: Option<String>,
+    /// File holding the base64 key. Absent with `kek` absent: `eva up`
+    /// generates `data_dir/kek.key` on first start.
+    pub kek_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeysConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysConfig")
+            .field("kek", &self.kek.as_ref().map(|_| "<hidden>"))
+            .field("kek_file", &self.kek_file)
+            .finish()
+    }
+}
+
+/// One gRPC service: where it listens, where others reach it, its database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// How the gateway and other services reach it (`http://host:port`).
+    pub endpoint: String,
+    /// `sqlite://path` or `postgres://…`. Absent: `data_dir/<service>.db`.
+    pub database_url: Option<String>,
+    /// Database pool size.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+}
+
+fn default_pool() -> u32 {
+    8
+}
+
+/// The HTTP gateway.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address of the public HTTP API.
+    pub listen: SocketAddr,
+    /// Deadline of one call from the gateway to a service, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            telemetry: TelemetryConfig::default(),
+            metrics: MetricsConfig::default(),
+            bus: BusConfig::default(),
+            auth: AuthConfig::default(),
+            keys: KeysConfig::default(),
+            identity: ServiceConfig::local(50051),
+            statistics: ServiceConfig::local(50055),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            nats_server: None,
+            credentials: None,
+            replicas: 1,
+            connect_timeout_ms: 5_000,
+            outbox_batch: 256,
+            outbox_poll_ms: 500,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "eva".into(),
+            audience: "eva".into(),
+            access_token_ttl_secs: 900,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Loopback defaults of the all-in-one box.
+    pub fn local(port: u16) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            database_url: None,
+            max_connections: default_pool(),
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self, data_dir: &Path, service: &str) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join(format!("{service}.db")).display()
+            ),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `EVA__…` variables, and
+    /// validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Config::default())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("EVA__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("EVA")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let cfg: Config = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: URL schemes, ranges, coherence.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        self.telemetry
+            .validate()
+            .map_err(|m| bad("telemetry", m))?;
+        if let Some(url) = &self.bus.url {
+            for part in url.split(',') {
+                check_url(part.trim(), &["nats", "tls", "ws", "wss"])
+                    .map_err(|m| bad("bus.url", m))?;
+            }
+        }
+        if !(1..=5).contains(&self.bus.replicas) {
+            return Err(bad(
+                "bus.replicas",
+                format!("must be between 1 and 5, got {}", self.bus.replicas),
+            ));
+        }
+        if self.bus.outbox_batch == 0 || self.bus.outbox_batch > 10_000 {
+            return Err(bad(
+                "bus.outbox_batch",
+                format!("must be between 1 and 10000, got {}", self.bus.outbox_batch),
+            ));
+        }
+        if self.auth.access_token_ttl_secs < 30 || self.auth.access_token_ttl_secs > 86_400 {
+            return Err(bad(
+                "auth.access_token_ttl_secs",
+                "must be between 30 and 86400 seconds".into(),
+            ));
+        }
+        if self.keys.kek.is_some() && self.keys.kek_file.is_some() {
+            return Err(bad(
+                "keys",
+                "set either keys.kek or keys.kek_file, not both".into(),
+            ));
+        }
+        if let Some(kek) = &self.keys.kek {
+            crate::crypto::Kek::from_base64(kek).map_err(|e| bad("keys.kek", e.to_string()))?;
+        }
+        for (name, svc) in [("identity", &self.identity), ("statistics", &self.statistics)] {
+            check_url(&svc.endpoint, &["http", "https"])
+                .map_err(|m| bad(&format!("{name}.endpoint"), m))?;
+            if let Some(url) = &svc.database_url {
+                check_url(url, &["sqlite", "postgres", "postgresql"])
+                    .map_err(|m| bad(&format!("{name}.database_url"), m))?;
+            }
+            if svc.max_connections == 0 {
+                return Err(bad(
+                    &format!("{name}.max_connections"),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_url(value: &str, schemes: &[&str]) -> Result<(), String> {
+    let url = url::Url::parse(value).map_err(|e| format!("`{value}` is not a URL ({e})"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "`{value}`: scheme must be one of {}",
+            schemes.join(", ")
+        ));
+    }
+    Ok(())
+}

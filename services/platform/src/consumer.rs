@@ -1,0 +1,324 @@
+//! Idempotent consumers: a durable JetStream pull consumer whose every event
+//! is applied by a [`Projection`] inside one transaction that also records
+//! "this consumer applied this event" (the inbox). A redelivery finds the
+//! inbox row and is only acknowledged; nothing is applied twice.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use bytes::Bytes;
+use futures::StreamExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
+
+use crate::bus::{Bus, BusError, CloudEvent, StreamSpec};
+use crate::db::{Db, DbError, Tx, now_us};
+use crate::on_backend;
+use crate::shutdown::Shutdown;
+
+/// An event as a consumer sees it.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: Uuid,
+    pub nats_subject: String,
+    pub event_type: String,
+    pub source: String,
+    pub aggregate_id: Option<String>,
+    pub time: OffsetDateTime,
+    pub payload: Bytes,
+    /// Position in the stream, for ordering-sensitive projections.
+    pub stream_sequence: u64,
+    /// How many times JetStream delivered it (1 the first time).
+    pub delivered: i64,
+}
+
+impl Envelope {
+    /// Decodes the protobuf body; a body that does not decode is permanent.
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, ApplyError> {
+        M::decode(self.payload.clone()).map_err(|e| {
+            ApplyError::Permanent(format!("{}: undecodable body: {e}", self.event_type))
+        })
+    }
+}
+
+/// Why a projection could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event can never be applied: it is kept as a dead letter.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// Try again later (database busy, a dependency down).
+    #[error("transient: {0}")]
+    Transient(String),
+}
+
+impl From<DbError> for ApplyError {
+    fn from(e: DbError) -> Self {
+        ApplyError::Transient(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        ApplyError::Transient(e.to_string())
+    }
+}
+
+/// A service's read model fed by events. `apply` runs inside the
+/// transaction that records the inbox row; it must not commit.
+pub trait Projection: Send + Sync + 'static {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        event: &'a Envelope,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+}
+
+/// Which events a consumer reads, under which durable name.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub stream: StreamSpec,
+    /// `<consuming-service>-<purpose>`.
+    pub durable: String,
+    pub filter_subjects: Vec<String>,
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+}
+
+impl Subscription {
+    pub fn new(stream: StreamSpec, durable: impl Into<String>, filters: &[&str]) -> Self {
+        Self {
+            stream,
+            durable: durable.into(),
+            filter_subjects: filters.iter().map(|s| s.to_string()).collect(),
+            max_deliver: 20,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What happened to one delivered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    DeadLettered,
+    Retry,
+}
+
+/// Creates (or finds) the durable consumer, then applies events until
+/// shutdown. Returns an error only when the consumer cannot be set up.
+pub async fn run<P: Projection>(
+    bus: Bus,
+    db: Db,
+    sub: Subscription,
+    projection: P,
+    shutdown: Shutdown,
+) -> Result<(), BusError> {
+    let consumer = ensure(&bus, &sub).await?;
+    tracing::info!(consumer = %sub.durable, "consumer started");
+    loop {
+        let mut messages = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = consumer.messages() => match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(consumer = %sub.durable, error = %e, "consumer stream failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                n = messages.next() => n,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    handle(&db, &sub.durable, &projection, msg).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(consumer = %sub.durable, error = %e, "consumer message error");
+                    // Heartbeat loss after a server restart: open a new pull.
+                    break;
+                }
+                None => break,
+            }
+        }
+        if shutdown.is_triggered() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ensure(bus: &Bus, sub: &Subscription) -> Result<consumer::Consumer<pull::Config>, BusError> {
+    let stream = bus.ensure_stream(&sub.stream).await?;
+    stream
+        .get_or_create_consumer(
+            &sub.durable,
+            pull::Config {
+                durable_name: Some(sub.durable.clone()),
+                filter_subjects: sub.filter_subjects.clone(),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: sub.ack_wait,
+                max_deliver: sub.max_deliver,
+                max_ack_pending: 1_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| BusError::Consumer {
+            consumer: sub.durable.clone(),
+            reason: e.to_string(),
+        })
+}
+
+async fn handle<P: Projection>(db: &Db, consumer: &str, projection: &P, msg: Message) -> Outcome {
+    let envelope = match envelope(&msg) {
+        Ok(e) => e,
+        Err(reason) => {
+            tracing::warn!(consumer, subject = %msg.subject, reason, "event without CloudEvents headers; terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return Outcome::DeadLettered;
+        }
+    };
+    let span = tracing::info_span!("event.apply", consumer, event_type = %envelope.event_type, event_id = %envelope.id);
+    if let Some(h) = &msg.headers {
+        let _ = span.set_parent(crate::telemetry::propagation::extract_nats(h));
+    }
+    let outcome = apply_once(db, consumer, projection, &envelope)
+        .instrument(span)
+        .await;
+    let ack = match outcome {
+        Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered => AckKind::Ack,
+        Outcome::Retry => AckKind::Nak(Some(retry_delay(envelope.delivered))),
+    };
+    if let Err(e) = msg.ack_with(ack).await {
+        // Not fatal: the event comes back and the inbox absorbs it.
+        tracing::debug!(consumer, error = %e, "ack not sent");
+    }
+    metrics::counter!("eva_consumer_events_total", "consumer" => consumer.to_owned(), "outcome" => outcome_label(outcome)).increment(1);
+    outcome
+}
+
+/// Applies `envelope` unless this consumer already did, in one transaction.
+pub async fn apply_once<P: Projection>(
+    db: &Db,
+    consumer: &str,
+    projection: &P,
+    envelope: &Envelope,
+) -> Outcome {
+    match try_apply(db, consumer, projection, envelope).await {
+        Ok(o) => o,
+        Err(ApplyError::Transient(reason)) => {
+            tracing::warn!(consumer, event_id = %envelope.id, reason, "event not applied; will retry");
+            Outcome::Retry
+        }
+        Err(ApplyError::Permanent(reason)) => {
+            tracing::error!(consumer, event_id = %envelope.id, reason, "event can never be applied; kept as dead letter");
+            match dead_letter(db, consumer, envelope, &reason).await {
+                Ok(()) => Outcome::DeadLettered,
+                Err(_) => Outcome::Retry,
+            }
+        }
+    }
+}
+
+async fn try_apply<P: Projection>(
+    db: &Db,
+    consumer: &str,
+    projection: &P,
+    envelope: &Envelope,
+) -> Result<Outcome, ApplyError> {
+    let mut tx = db.begin().await?;
+    let inserted = on_backend!(tx.conn(), c => sqlx::query(
+        "INSERT INTO eva_inbox (consumer, event_id, applied_at_us) VALUES ($1, $2, $3) \
+         ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(envelope.id.to_string())
+    .bind(now_us())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if inserted == 0 {
+        return Ok(Outcome::Duplicate);
+    }
+    projection.apply(&mut tx, envelope).await?;
+    tx.commit().await?;
+    Ok(Outcome::Applied)
+}
+
+async fn dead_letter(db: &Db, consumer: &str, envelope: &Envelope, reason: &str) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    let id = envelope.id.to_string();
+    on_backend!(tx.conn(), c => {
+        sqlx::query(
+            "INSERT INTO eva_dead_letters (consumer, event_id, subject, error, payload, recorded_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(&id)
+        .bind(&envelope.nats_subject)
+        .bind(reason)
+        .bind(envelope.payload.to_vec())
+        .bind(now_us())
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "INSERT INTO eva_inbox (consumer, event_id, applied_at_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(&id)
+        .bind(now_us())
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+    })?;
+    tx.commit().await
+}
+
+fn envelope(msg: &Message) -> Result<Envelope, &'static str> {
+    let headers = msg.headers.as_ref().ok_or("no headers")?;
+    let ce = CloudEvent::from_headers(headers).ok_or("missing ce-* headers")?;
+    let id = Uuid::parse_str(&ce.id).map_err(|_| "ce-id is not a UUID")?;
+    let time = OffsetDateTime::parse(&ce.time, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let (stream_sequence, delivered) = msg
+        .info()
+        .map(|i| (i.stream_sequence, i.delivered))
+        .unwrap_or((0, 1));
+    Ok(Envelope {
+        id,
+        nats_subject: msg.subject.to_string(),
+        event_type: ce.event_type,
+        source: ce.source,
+        aggregate_id: ce.subject,
+        time,
+        payload: msg.payload.clone(),
+        stream_sequence,
+        delivered,
+    })
+}
+
+fn retry_delay(delivered: i64) -> Duration {
+    let exp = delivered.clamp(1, 8) as u32;
+    Duration::from_millis((250u64 << exp).min(30_000))
+}
+
+fn outcome_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Applied => "applied",
+        Outcome::Duplicate => "duplicate",
+        Outcome::DeadLettered => "dead_letter",
+        Outcome::Retry => "retry",
+    }
+}

@@ -1,0 +1,27 @@
+//! EVA's shared platform: the one place for the mechanisms every service uses.
+//!
+//! A service is a library with `run(config, shutdown)`; it gets from here its
+//! configuration ([`config`]), telemetry ([`telemetry`]), database and
+//! migrations ([`db`]), bus connection and streams ([`bus`]), transactional
+//! outbox ([`outbox`]), idempotent consumers ([`consumer`]), access-log events
+//! ([`audit`]), gRPC server bootstrap with health and reflection ([`grpc`]),
+//! JWT authentication ([`auth`]), personal-data encryption ([`crypto`]) and
+//! graceful shutdown ([`shutdown`]). Services never re-implement these.
+
+pub mod audit;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod crypto;
+pub mod db;
+pub mod grpc;
+pub mod outbox;
+pub mod pagination;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use db::{Db, Tx};
+pub use shutdown::Shutdown;

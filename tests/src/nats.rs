@@ -1,0 +1,245 @@
+//! A real `nats-server` with JetStream, on a free loopback port, with its store in a
+//! temporary directory. It can be stopped, crashed and restarted on the same port and store.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::ports::free_port;
+
+/// Environment variable naming the `nats-server` binary (set by `scripts/test.sh`).
+pub const NATS_SERVER_ENV: &str = "EVA_NATS_SERVER";
+
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+const START_ATTEMPTS: usize = 3;
+
+/// A running `nats-server -js`; killed when dropped.
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until JetStream answers.
+    pub async fn start() -> Result<Self> {
+        let binary = binary_path()?;
+        let dir = tempfile::Builder::new().prefix("eva-nats-").tempdir()?;
+        let mut server = Self {
+            binary,
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        let mut attempt = 1;
+        loop {
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(error) if attempt < START_ATTEMPTS && server.port_was_taken() => {
+                    tracing::warn!(port = server.port, %error, "nats-server port taken, retrying");
+                    server.port = free_port();
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory (`-sd`), kept across restarts.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
+    /// The server's log (its stderr), appended to across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.log")
+    }
+
+    /// A new client connected to this server.
+    pub async fn connect(&self) -> Result<async_nats::Client> {
+        async_nats::connect(self.url())
+            .await
+            .with_context(|| format!("connecting to nats-server at {}", self.url()))
+    }
+
+    /// Stops the server gracefully: SIGTERM, then SIGKILL if it is still running after 5 s.
+    pub async fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
+            let pid = i32::try_from(pid).context("nats-server pid out of range")?;
+            // The process may have exited already: then there is nothing to signal.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        match timeout(STOP_GRACE, child.wait()).await {
+            Ok(status) => {
+                status.context("waiting for nats-server to stop")?;
+            }
+            Err(_) => {
+                tracing::warn!(port = self.port, "nats-server ignored SIGTERM, killing it");
+                child.kill().await.context("killing nats-server")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.context("killing nats-server")?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same port with the same store, stopping it first
+    /// (gracefully) if it is running.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await?;
+        self.spawn().await
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let log_path = self.log_path();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&self.binary)
+            .arg("-js")
+            .args(["-a", "127.0.0.1"])
+            .args(["-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(self.store_dir())
+            .args(["-n", &format!("eva-test-{}", self.port)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.binary.display()))?;
+        self.child = Some(child);
+        match self.wait_ready().await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let _ = self.kill().await;
+                Err(error.context(format!(
+                    "nats-server on port {} did not start; log: {}\n{}",
+                    self.port,
+                    log_path.display(),
+                    log_tail(&log_path)
+                )))
+            }
+        }
+    }
+
+    /// Waits until the server accepts clients and JetStream answers an account query.
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        let url = self.url();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("nats-server exited early: {status}");
+            }
+            let last_error = match jetstream_answers(&url).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if Instant::now() >= deadline {
+                return Err(last_error.context(format!(
+                    "jetstream not ready after {}s",
+                    READY_DEADLINE.as_secs()
+                )));
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn port_was_taken(&self) -> bool {
+        std::fs::read_to_string(self.log_path())
+            .map(|log| log.contains("address already in use"))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let _ = child.start_kill();
+        // Give the process a moment to die before the temporary directory is removed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+async fn jetstream_answers(url: &str) -> Result<()> {
+    let attempt = async {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(1))
+            .connect(url)
+            .await?;
+        async_nats::jetstream::new(client).query_account().await?;
+        anyhow::Ok(())
+    };
+    timeout(Duration::from_secs(2), attempt)
+        .await
+        .context("jetstream account query timed out")?
+}
+
+/// `$EVA_NATS_SERVER`, else `<workspace>/.tools/bin/nats-server`.
+fn binary_path() -> Result<PathBuf> {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace_root = manifest_dir.parent().unwrap_or(manifest_dir);
+    let default = workspace_root.join(".tools/bin/nats-server");
+    let from_env = std::env::var_os(NATS_SERVER_ENV).map(PathBuf::from);
+    let candidate = from_env.clone().unwrap_or_else(|| default.clone());
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    let env_text = match &from_env {
+        Some(path) => format!("{NATS_SERVER_ENV}={}", path.display()),
+        None => format!("{NATS_SERVER_ENV} unset"),
+    };
+    bail!(
+        "nats-server not found: run scripts/ensure-tools.sh ({env_text}; default {})",
+        default.display()
+    )
+}
+
+/// The last lines of a log file, for error messages.
+pub(crate) fn log_tail(path: &Path) -> String {
+    const LINES: usize = 20;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(LINES)..].join("\n")
+        }
+        Err(error) => format!("(could not read the log: {error})"),
+    }
+}

@@ -1,0 +1,168 @@
+//! The whole system in one test process: a real nats-server, real databases
+//! (SQLite files or a real PostgreSQL cluster), every service on a port-0
+//! gRPC listener and the gateway on a port-0 HTTP listener.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use eva_platform::auth::Role;
+use eva_platform::{Config, Shutdown};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::nats::NatsServer;
+use crate::postgres::PgCluster;
+
+/// Which database every service uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Sandbox {
+    pub nats: NatsServer,
+    pub pg: Option<PgCluster>,
+    pub config: Arc<Config>,
+    /// `http://127.0.0.1:<port>` of the gateway.
+    pub gateway: String,
+    pub http: reqwest::Client,
+    shutdown: Shutdown,
+    tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
+    _dir: tempfile::TempDir,
+}
+
+async fn local() -> Result<(TcpListener, String)> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    Ok((l, addr.to_string()))
+}
+
+impl Sandbox {
+    pub async fn start(backend: Backend) -> Result<Self> {
+        let nats = NatsServer::start().await?;
+        Self::start_on(nats, backend).await
+    }
+
+    /// Starts the services against an already running nats-server.
+    pub async fn start_on(nats: NatsServer, backend: Backend) -> Result<Self> {
+        init_test_logs();
+        let dir = tempfile::tempdir()?;
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.metrics.listen = None;
+        config.bus.url = Some(nats.url());
+        config.keys.kek = Some(eva_platform::crypto::Kek::generate_base64());
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let pg = PgCluster::start().await?;
+                config.identity.database_url = Some(pg.create_database("identity").await?);
+                config.statistics.database_url = Some(pg.create_database("statistics").await?);
+                Some(pg)
+            }
+        };
+        let (identity_l, identity_addr) = local().await?;
+        let (statistics_l, statistics_addr) = local().await?;
+        let (gateway_l, gateway_addr) = local().await?;
+        config.identity.listen = identity_addr.parse()?;
+        config.identity.endpoint = format!("http://{identity_addr}");
+        config.statistics.listen = statistics_addr.parse()?;
+        config.statistics.endpoint = format!("http://{statistics_addr}");
+        config.gateway.listen = gateway_addr.parse()?;
+        config.validate()?;
+        let config = Arc::new(config);
+        let shutdown = Shutdown::new();
+        let mut tasks: Vec<(&'static str, JoinHandle<Result<()>>)> = Vec::new();
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push(("identity", tokio::spawn(async move { Ok(eva_identity::run(c, identity_l, s).await?) })));
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push(("statistics", tokio::spawn(async move { Ok(eva_statistics::run(c, statistics_l, s).await?) })));
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push(("gateway", tokio::spawn(async move { Ok(eva_gateway::run(c, gateway_l, s).await?) })));
+        let sandbox = Self {
+            nats,
+            pg,
+            config,
+            gateway: format!("http://{gateway_addr}"),
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+            _dir: dir,
+        };
+        sandbox.wait_ready(Duration::from_secs(30)).await?;
+        Ok(sandbox)
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub async fn wait_ready(&self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            for (name, task) in &self.tasks {
+                if task.is_finished() {
+                    bail!("{name} stopped during start-up");
+                }
+            }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.gateway)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let body = match self.http.get(format!("{}/readyz", self.gateway)).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                };
+                bail!("not ready within {within:?}: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A token for `roles`, signed with identity's key.
+    pub async fn token(&self, subject: &str, roles: Vec<Role>, structures: Vec<String>) -> Result<String> {
+        eva_identity::issue_token(&self.config, subject, roles, structures, Duration::from_secs(600))
+            .await
+            .context("issuing a test token")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.gateway, path)
+    }
+
+    /// Stops every service and waits for them to drain.
+    pub async fn stop(mut self) -> Result<()> {
+        self.shutdown.trigger();
+        for (name, task) in self.tasks.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(20), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => bail!("{name} stopped with an error: {e:#}"),
+                Ok(Err(e)) => bail!("{name} panicked: {e}"),
+                Err(_) => bail!("{name} did not stop within 20 s"),
+            }
+        }
+        self.shutdown.drain(Duration::from_secs(10)).await;
+        Ok(())
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Logs stay silent unless `EVA_TEST_LOG` holds a filter (e.g. `debug`).
+pub fn init_test_logs() {
+    if let Ok(filter) = std::env::var("EVA_TEST_LOG") {
+        let cfg = eva_platform::telemetry::TelemetryConfig {
+            log_filter: filter,
+            ..Default::default()
+        };
+        // A second sandbox in one process keeps the first subscriber.
+        std::mem::forget(eva_platform::telemetry::init(&cfg, "tests"));
+    }
+}
