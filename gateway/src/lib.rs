@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use eva_platform::bus::Bus;
 use eva_platform::{Config, Shutdown};
 use tokio::net::TcpListener;
@@ -44,8 +44,11 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(structures::routes())
         .merge(statistics::routes())
-        .fallback(|| async { Problem::not_found("aucune ressource à cette adresse / no resource at this path") });
+        .fallback(|| async {
+            Problem::not_found("aucune ressource à cette adresse / no resource at this path")
+        });
     Router::new()
+        .route("/", get(health::home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(structures::jwks))
@@ -68,7 +71,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the gateway on `listener` until shutdown.
-pub async fn run(config: Arc<Config>, listener: TcpListener, shutdown: Shutdown) -> Result<(), GatewayError> {
+pub async fn run(
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), GatewayError> {
     let upstreams = Upstreams::connect(&config).map_err(GatewayError::Setup)?;
     let bus = match &config.bus.url {
         Some(url) => Some(

@@ -53,7 +53,12 @@ impl Problem {
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Introuvable / Not found", detail)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Introuvable / Not found",
+            detail,
+        )
     }
 }
 
@@ -74,17 +79,29 @@ impl From<tonic::Status> for Problem {
     fn from(s: tonic::Status) -> Self {
         use tonic::Code;
         let (status, slug, title) = match s.code() {
-            Code::InvalidArgument | Code::OutOfRange => {
-                (StatusCode::BAD_REQUEST, "invalid-argument", "Requête invalide / Invalid request")
-            }
+            Code::InvalidArgument | Code::OutOfRange => (
+                StatusCode::BAD_REQUEST,
+                "invalid-argument",
+                "Requête invalide / Invalid request",
+            ),
             Code::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentification requise / Authentication required",
             ),
-            Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden", "Accès refusé / Forbidden"),
-            Code::NotFound => (StatusCode::NOT_FOUND, "not-found", "Introuvable / Not found"),
-            Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "conflict", "Conflit / Conflict"),
+            Code::PermissionDenied => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Accès refusé / Forbidden",
+            ),
+            Code::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Introuvable / Not found",
+            ),
+            Code::AlreadyExists | Code::Aborted => {
+                (StatusCode::CONFLICT, "conflict", "Conflit / Conflict")
+            }
             Code::FailedPrecondition => (
                 StatusCode::CONFLICT,
                 "failed-precondition",
@@ -131,7 +148,8 @@ impl From<JsonRejection> for Problem {
         let (field, msg) = match &r {
             JsonRejection::MissingJsonContentType(_) => (
                 "content-type",
-                "le corps doit être du JSON (Content-Type: application/json) / body must be JSON".to_owned(),
+                "le corps doit être du JSON (Content-Type: application/json) / body must be JSON"
+                    .to_owned(),
             ),
             other => ("body", other.body_text()),
         };

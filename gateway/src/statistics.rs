@@ -112,7 +112,10 @@ async fn fetch(
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            m.insert("count".into(), c.count.map(Value::from).unwrap_or(Value::Null));
+            m.insert(
+                "count".into(),
+                c.count.map(Value::from).unwrap_or(Value::Null),
+            );
             m.insert("suppressed".into(), Value::Bool(c.suppressed));
             Value::Object(m)
         })
@@ -130,6 +133,9 @@ pub fn rfc3339(t: &prost_types::Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp(t.seconds)
         .map(|d| d + time::Duration::nanoseconds(i64::from(t.nanos)))
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

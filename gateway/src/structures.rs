@@ -83,7 +83,11 @@ fn kind_from_json(field: &str, s: &str) -> Result<pb::StructureKind, Problem> {
 
 fn kind_to_json(k: i32) -> String {
     pb::StructureKind::try_from(k)
-        .map(|k| k.as_str_name().trim_start_matches("STRUCTURE_KIND_").to_lowercase())
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("STRUCTURE_KIND_")
+                .to_lowercase()
+        })
         .unwrap_or_else(|_| "unspecified".into())
 }
 
@@ -191,7 +195,10 @@ async fn update(
 }
 
 /// identity's public keys, for anyone verifying EVA's tokens.
-pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Problem> {
+pub async fn jwks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
     let mut client = KeyServiceClient::new(state.upstreams.identity.clone());
     let r = client
         .get_jwks(state.upstreams.request(&headers, pb::GetJwksRequest {}))

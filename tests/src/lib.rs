@@ -4,8 +4,8 @@
 //! ([`postgres::PgCluster`]), each in a temporary directory on a free loopback port, and torn
 //! down when dropped. `scripts/ensure-tools.sh` installs the binaries they need.
 
+pub mod counting;
 pub mod nats;
 pub mod ports;
 pub mod postgres;
 pub mod sandbox;
-pub mod counting;

@@ -78,11 +78,20 @@ impl Sandbox {
         let shutdown = Shutdown::new();
         let mut tasks: Vec<(&'static str, JoinHandle<Result<()>>)> = Vec::new();
         let (c, s) = (config.clone(), shutdown.clone());
-        tasks.push(("identity", tokio::spawn(async move { Ok(eva_identity::run(c, identity_l, s).await?) })));
+        tasks.push((
+            "identity",
+            tokio::spawn(async move { Ok(eva_identity::run(c, identity_l, s).await?) }),
+        ));
         let (c, s) = (config.clone(), shutdown.clone());
-        tasks.push(("statistics", tokio::spawn(async move { Ok(eva_statistics::run(c, statistics_l, s).await?) })));
+        tasks.push((
+            "statistics",
+            tokio::spawn(async move { Ok(eva_statistics::run(c, statistics_l, s).await?) }),
+        ));
         let (c, s) = (config.clone(), shutdown.clone());
-        tasks.push(("gateway", tokio::spawn(async move { Ok(eva_gateway::run(c, gateway_l, s).await?) })));
+        tasks.push((
+            "gateway",
+            tokio::spawn(async move { Ok(eva_gateway::run(c, gateway_l, s).await?) }),
+        ));
         let sandbox = Self {
             nats,
             pg,
@@ -106,13 +115,22 @@ impl Sandbox {
                     bail!("{name} stopped during start-up");
                 }
             }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.gateway)).send().await
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/readyz", self.gateway))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                let body = match self.http.get(format!("{}/readyz", self.gateway)).send().await {
+                let body = match self
+                    .http
+                    .get(format!("{}/readyz", self.gateway))
+                    .send()
+                    .await
+                {
                     Ok(r) => r.text().await.unwrap_or_default(),
                     Err(e) => e.to_string(),
                 };
@@ -123,10 +141,21 @@ impl Sandbox {
     }
 
     /// A token for `roles`, signed with identity's key.
-    pub async fn token(&self, subject: &str, roles: Vec<Role>, structures: Vec<String>) -> Result<String> {
-        eva_identity::issue_token(&self.config, subject, roles, structures, Duration::from_secs(600))
-            .await
-            .context("issuing a test token")
+    pub async fn token(
+        &self,
+        subject: &str,
+        roles: Vec<Role>,
+        structures: Vec<String>,
+    ) -> Result<String> {
+        eva_identity::issue_token(
+            &self.config,
+            subject,
+            roles,
+            structures,
+            Duration::from_secs(600),
+        )
+        .await
+        .context("issuing a test token")
     }
 
     pub fn url(&self, path: &str) -> String {

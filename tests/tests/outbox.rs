@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use eva_platform::Shutdown;
 use eva_platform::bus::{Bus, CloudEvent};
 use eva_platform::config::BusConfig;
 use eva_platform::consumer::{self, Envelope, Outcome, Subscription};
 use eva_platform::db::Db;
 use eva_platform::outbox::{self, Relay};
-use eva_platform::Shutdown;
 use eva_tests::counting::{self, Counting, MIGRATIONS, TEST_STREAM};
 use eva_tests::nats::NatsServer;
 use eva_tests::postgres::PgCluster;
@@ -30,17 +30,31 @@ async fn rig(postgres: bool) -> Result<Rig> {
         let pg = PgCluster::start().await?;
         (pg.create_database("outbox").await?, Some(pg))
     } else {
-        (format!("sqlite://{}/outbox.db?mode=rwc", dir.path().display()), None)
+        (
+            format!("sqlite://{}/outbox.db?mode=rwc", dir.path().display()),
+            None,
+        )
     };
     let db = Db::connect(&url, 4).await?;
     db.migrate(&MIGRATIONS).await?;
     let bus = Bus::connect(&BusConfig::default(), &nats.url(), "tests").await?;
     bus.ensure_stream(&TEST_STREAM).await?;
-    Ok(Rig { nats, db, bus, _pg: pg, _dir: dir })
+    Ok(Rig {
+        nats,
+        db,
+        bus,
+        _pg: pg,
+        _dir: dir,
+    })
 }
 
 fn relay(r: &Rig, batch: usize) -> Relay {
-    Relay::new(r.db.clone(), r.bus.clone(), batch, Duration::from_millis(20))
+    Relay::new(
+        r.db.clone(),
+        r.bus.clone(),
+        batch,
+        Duration::from_millis(20),
+    )
 }
 
 async fn stream_messages(bus: &Bus) -> Result<u64> {
@@ -86,11 +100,18 @@ async fn relay_killed_mid_batch_loses_nothing() -> Result<()> {
         let _ = task.await;
     }
     let left_after_kills = outbox::pending(&r.db).await?;
-    assert!(left_after_kills > 0, "the kills came too late to interrupt anything");
+    assert!(
+        left_after_kills > 0,
+        "the kills came too late to interrupt anything"
+    );
     let pass = relay(&r, 256).drain().await?;
     assert_eq!(pass.failed, 0);
     assert_eq!(outbox::pending(&r.db).await?, 0);
-    assert_eq!(stream_messages(&r.bus).await?, N as u64, "duplicates or losses in the stream");
+    assert_eq!(
+        stream_messages(&r.bus).await?,
+        N as u64,
+        "duplicates or losses in the stream"
+    );
 
     let shutdown = Shutdown::new();
     spawn_consumer(&r, "tests-kill", Counting::default(), &shutdown);
@@ -154,7 +175,11 @@ async fn redelivered_applied_once(postgres: bool) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(counting::applied(&r.db).await?, (50, 1));
-    assert_eq!(projection.fail_first.load(Ordering::SeqCst), 0, "the forced failures did not happen");
+    assert_eq!(
+        projection.fail_first.load(Ordering::SeqCst),
+        0,
+        "the forced failures did not happen"
+    );
 
     // Applying a seen envelope directly is a duplicate too.
     let envelope = Envelope {

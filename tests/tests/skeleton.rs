@@ -31,9 +31,15 @@ async fn wait_counts(sb: &Sandbox, token: &str, want: &[(&str, i64)]) -> Result<
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| (c["structure_type"].as_str().unwrap_or_default().to_owned(), c["count"].as_i64().unwrap_or(-1)))
+            .map(|c| {
+                (
+                    c["structure_type"].as_str().unwrap_or_default().to_owned(),
+                    c["count"].as_i64().unwrap_or(-1),
+                )
+            })
             .collect();
-        let want_owned: Vec<(String, i64)> = want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let want_owned: Vec<(String, i64)> =
+            want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         if got == want_owned {
             return Ok(body);
         }
@@ -61,7 +67,12 @@ async fn skeleton(backend: Backend) -> Result<()> {
         .http
         .post(sb.url("/api/v1/structures"))
         .bearer_auth(&operator)
-        .json(&structure("Chantier d'insertion de l'Eure", "732 829 320 00074", "aci", "27229"))
+        .json(&structure(
+            "Chantier d'insertion de l'Eure",
+            "732 829 320 00074",
+            "aci",
+            "27229",
+        ))
         .send()
         .await?;
     assert_eq!(r.status(), 201);
@@ -75,7 +86,12 @@ async fn skeleton(backend: Backend) -> Result<()> {
         .http
         .post(sb.url("/api/v1/structures"))
         .bearer_auth(&operator)
-        .json(&structure("CCAS d'Évreux", "35600000000010", "ccas", "27229"))
+        .json(&structure(
+            "CCAS d'Évreux",
+            "35600000000010",
+            "ccas",
+            "27229",
+        ))
         .send()
         .await?;
     assert_eq!(r.status(), 201);
@@ -103,7 +119,10 @@ async fn skeleton(backend: Backend) -> Result<()> {
         .json()
         .await?;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
-    let next = page["next_page_token"].as_str().unwrap_or_default().to_owned();
+    let next = page["next_page_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(!next.is_empty());
     let page2: Value = sb
         .http
@@ -136,7 +155,11 @@ async fn skeleton(backend: Backend) -> Result<()> {
             .json()
             .await?;
         let cells = body["cells"].as_array().cloned().unwrap_or_default();
-        if cells.len() == 2 && cells.iter().any(|c| c["departement"] == "76" && c["count"] == 1) {
+        if cells.len() == 2
+            && cells
+                .iter()
+                .any(|c| c["departement"] == "76" && c["count"] == 1)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "update not projected: {body}");
@@ -181,22 +204,38 @@ async fn errors_are_problems_naming_the_field() -> Result<()> {
             .json(&body)
             .send()
     };
-    let ok = structure("Association Emploi", "73282932000074", "association", "27229");
+    let ok = structure(
+        "Association Emploi",
+        "73282932000074",
+        "association",
+        "27229",
+    );
     assert_eq!(post(operator.clone(), ok.clone()).await?.status(), 201);
 
     let cases = [
         (structure("A", "12345678901234", "aci", "27229"), "siret"),
         (structure("A", "73282932000082", "martian", "27229"), "kind"),
-        (structure("A", "73282932000082", "aci", "ABCDE"), "commune_insee"),
+        (
+            structure("A", "73282932000082", "aci", "ABCDE"),
+            "commune_insee",
+        ),
         (structure("", "73282932000082", "aci", "27229"), "name"),
-        (json!({ "name": "A", "kind": "aci", "commune_insee": "27229" }), "body"),
-        (json!({ "name": "A", "siret": "73282932000082", "kind": "aci", "commune_insee": "27229", "typo": 1 }), "body"),
+        (
+            json!({ "name": "A", "kind": "aci", "commune_insee": "27229" }),
+            "body",
+        ),
+        (
+            json!({ "name": "A", "siret": "73282932000082", "kind": "aci", "commune_insee": "27229", "typo": 1 }),
+            "body",
+        ),
     ];
     for (body, field) in cases {
         let r = post(operator.clone(), body.clone()).await?;
         assert_eq!(r.status(), 400, "{body}");
         assert_eq!(
-            r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            r.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json")
         );
         let p: Value = r.json().await?;
@@ -216,11 +255,20 @@ async fn errors_are_problems_naming_the_field() -> Result<()> {
     assert_eq!(r.status(), 400);
 
     // No token, a forged token, the wrong role.
-    let r = sb.http.post(sb.url("/api/v1/structures")).json(&ok).send().await?;
+    let r = sb
+        .http
+        .post(sb.url("/api/v1/structures"))
+        .json(&ok)
+        .send()
+        .await?;
     assert_eq!(r.status(), 401);
     let r = post("x.y.z".into(), ok.clone()).await?;
     assert_eq!(r.status(), 401);
-    let r = post(counselor.clone(), structure("B", "73282932000082", "aci", "27229")).await?;
+    let r = post(
+        counselor.clone(),
+        structure("B", "73282932000082", "aci", "27229"),
+    )
+    .await?;
     assert_eq!(r.status(), 403);
     let r = sb
         .http
@@ -238,7 +286,12 @@ async fn errors_are_problems_naming_the_field() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 404);
-    let r = sb.http.get(sb.url("/api/v1/structures/not-an-id")).bearer_auth(&counselor).send().await?;
+    let r = sb
+        .http
+        .get(sb.url("/api/v1/structures/not-an-id"))
+        .bearer_auth(&counselor)
+        .send()
+        .await?;
     assert_eq!(r.status(), 400);
     let r = sb.http.get(sb.url("/api/v1/nothing-here")).send().await?;
     assert_eq!(r.status(), 404);
@@ -281,7 +334,13 @@ async fn errors_are_problems_naming_the_field() -> Result<()> {
     // Request ids come back.
     let r = sb.http.get(sb.url("/healthz")).send().await?;
     assert!(r.headers().get("x-request-id").is_some());
-    let jwks: Value = sb.http.get(sb.url("/.well-known/jwks.json")).send().await?.json().await?;
+    let jwks: Value = sb
+        .http
+        .get(sb.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     sb.stop().await
 }

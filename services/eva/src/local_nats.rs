@@ -36,7 +36,9 @@ pub fn find_binary(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
             }
         }
     }
-    bail!("nats-server not found: set bus.nats_server or EVA_NATS_SERVER, or run scripts/ensure-tools.sh")
+    bail!(
+        "nats-server not found: set bus.nats_server or EVA_NATS_SERVER, or run scripts/ensure-tools.sh"
+    )
 }
 
 impl LocalNats {

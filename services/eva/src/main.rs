@@ -19,7 +19,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 #[derive(Parser)]
-#[command(name = "eva", version, about = "EVA — diagnostic partagé de l'insertion / shared insertion diagnostic")]
+#[command(
+    name = "eva",
+    version,
+    about = "EVA — diagnostic partagé de l'insertion / shared insertion diagnostic"
+)]
 struct Cli {
     /// TOML configuration file (then `EVA__SECTION__KEY` variables override it).
     #[arg(long, short, global = true, env = "EVA_CONFIG")]
@@ -151,9 +155,19 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .await;
             let result = match started {
                 Ok(()) => {
-                    println!("EVA est démarré. Ouvrez http://{gateway_addr}/readyz pour vérifier, l'API est sous http://{gateway_addr}/api/v1");
-                    println!("EVA is up. Check http://{gateway_addr}/readyz; the API is at http://{gateway_addr}/api/v1");
-                    println!("Arrêt / stop: Ctrl+C");
+                    if wait_ready(gateway_addr, Duration::from_secs(30)).await {
+                        println!(
+                            "EVA est prêt : ouvrez http://{gateway_addr}/ dans votre navigateur (API : http://{gateway_addr}/api/v1)."
+                        );
+                        println!(
+                            "EVA is ready: open http://{gateway_addr}/ in your browser (API: http://{gateway_addr}/api/v1)."
+                        );
+                    } else {
+                        println!(
+                            "EVA n'est pas encore prêt : voir http://{gateway_addr}/readyz / EVA is not ready yet: see http://{gateway_addr}/readyz"
+                        );
+                    }
+                    println!("Arrêt / stop : Ctrl+C");
                     supervise(set, &shutdown).await
                 }
                 Err(e) => {
@@ -180,7 +194,12 @@ fn service_name(s: Service) -> &'static str {
 
 type Tasks = JoinSet<anyhow::Result<()>>;
 
-async fn spawn_service(s: Service, config: Arc<Config>, shutdown: &Shutdown, set: &mut Tasks) -> anyhow::Result<()> {
+async fn spawn_service(
+    s: Service,
+    config: Arc<Config>,
+    shutdown: &Shutdown,
+    set: &mut Tasks,
+) -> anyhow::Result<()> {
     let sd = shutdown.clone();
     match s {
         Service::Identity => {
@@ -202,7 +221,11 @@ async fn spawn_service(s: Service, config: Arc<Config>, shutdown: &Shutdown, set
     Ok(())
 }
 
-async fn spawn_metrics(config: &Config, shutdown: &Shutdown, set: &mut Tasks) -> anyhow::Result<()> {
+async fn spawn_metrics(
+    config: &Config,
+    shutdown: &Shutdown,
+    set: &mut Tasks,
+) -> anyhow::Result<()> {
     let Some(addr) = config.metrics.listen else {
         return Ok(());
     };
@@ -219,18 +242,41 @@ async fn spawn_metrics(config: &Config, shutdown: &Shutdown, set: &mut Tasks) ->
     Ok(())
 }
 
+/// Polls the gateway's `/readyz` until it answers 200.
+async fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let mut answer = Vec::new();
+            if s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .await
+                .is_ok()
+                && s.read_to_end(&mut answer).await.is_ok()
+                && answer.starts_with(b"HTTP/1.0 200")
+            {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Runs until a signal or until one part stops; then everything drains.
 async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
     let mut failure = None;
     tokio::select! {
         _ = shutdown.cancelled() => {}
         Some(first) = set.join_next() => {
-            let e = match first {
-                Ok(Ok(())) => anyhow::anyhow!("a part of EVA stopped unexpectedly"),
-                Ok(Err(e)) => e,
-                Err(e) => anyhow::anyhow!("a part of EVA crashed: {e}"),
-            };
-            failure = Some(e);
+            // A part that ends on its own, before any stop was asked, is a failure.
+            if !shutdown.is_triggered() {
+                failure = Some(match first {
+                    Ok(Ok(())) => anyhow::anyhow!("a part of EVA stopped unexpectedly"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("a part of EVA crashed: {e}"),
+                });
+            }
             shutdown.trigger();
         }
     }
@@ -241,7 +287,10 @@ async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(20), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("some parts did not stop within 20 s");
     }
     let _ = shutdown.drain(Duration::from_secs(5)).await;
@@ -252,9 +301,24 @@ async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
-    let all: [(Service, &str, &eva_platform::config::ServiceConfig, &Migrations); 2] = [
-        (Service::Identity, "identity", &config.identity, &eva_identity::store::MIGRATIONS),
-        (Service::Statistics, "statistics", &config.statistics, &eva_statistics::store::MIGRATIONS),
+    let all: [(
+        Service,
+        &str,
+        &eva_platform::config::ServiceConfig,
+        &Migrations,
+    ); 2] = [
+        (
+            Service::Identity,
+            "identity",
+            &config.identity,
+            &eva_identity::store::MIGRATIONS,
+        ),
+        (
+            Service::Statistics,
+            "statistics",
+            &config.statistics,
+            &eva_statistics::store::MIGRATIONS,
+        ),
     ];
     for (s, name, svc, migrations) in all {
         if only.is_some_and(|o| o != s) {
@@ -264,8 +328,12 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
         }
-        let db = Db::connect(&url, 1).await.with_context(|| name.to_owned())?;
-        db.migrate(migrations).await.with_context(|| name.to_owned())?;
+        let db = Db::connect(&url, 1)
+            .await
+            .with_context(|| name.to_owned())?;
+        db.migrate(migrations)
+            .await
+            .with_context(|| name.to_owned())?;
         db.close().await;
         println!("{name}: migrations appliquées / migrations applied");
     }

@@ -94,7 +94,10 @@ impl pb::structure_service_server::StructureService for State {
         let caller = require_role(&req, &[Role::Operator, Role::StructureAdmin])?.clone();
         let r = req.into_inner();
         if Uuid::parse_str(&r.structure_id).is_err() {
-            return Err(invalid_field("structure_id", "identifiant invalide / not a valid id"));
+            return Err(invalid_field(
+                "structure_id",
+                "identifiant invalide / not a valid id",
+            ));
         }
         // A structure's admin changes their own structure only.
         if !caller.has_role(Role::Operator) && !caller.belongs_to(&r.structure_id) {
@@ -119,7 +122,12 @@ impl pb::structure_service_server::StructureService for State {
         };
         outbox::enqueue(
             &mut tx,
-            &Event::new(SERVICE, "eva.identity.structure.updated", Some(updated.structure_id.clone()), &event),
+            &Event::new(
+                SERVICE,
+                "eva.identity.structure.updated",
+                Some(updated.structure_id.clone()),
+                &event,
+            ),
         )
         .await
         .map_err(IdentityError::from)?;
@@ -136,7 +144,10 @@ impl pb::structure_service_server::StructureService for State {
         require_role(&req, READERS)?;
         let id = req.into_inner().structure_id;
         if Uuid::parse_str(&id).is_err() {
-            return Err(invalid_field("structure_id", "identifiant invalide / not a valid id"));
+            return Err(invalid_field(
+                "structure_id",
+                "identifiant invalide / not a valid id",
+            ));
         }
         let s = self
             .store
@@ -159,7 +170,12 @@ impl pb::structure_service_server::StructureService for State {
         let kind = match pb::StructureKind::try_from(r.kind) {
             Ok(pb::StructureKind::Unspecified) => None,
             Ok(k) => Some(kind_code(k)),
-            Err(_) => return Err(invalid_field("kind", "type de structure inconnu / unknown structure kind")),
+            Err(_) => {
+                return Err(invalid_field(
+                    "kind",
+                    "type de structure inconnu / unknown structure kind",
+                ));
+            }
         };
         let (rows, next) = self
             .store

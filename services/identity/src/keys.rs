@@ -7,8 +7,8 @@ use eva_platform::auth::{Jwk, TokenSigner};
 use eva_platform::crypto::Kek;
 use eva_platform::db::now_us;
 
-use crate::store::Store;
 use crate::IdentityError;
+use crate::store::Store;
 
 /// Additional data binding a sealed key to its purpose and id.
 fn aad(kid: &str) -> Vec<u8> {
@@ -22,7 +22,10 @@ pub async fn current_signer(store: &Store, kek: &Kek) -> Result<TokenSigner, Ide
     }
     let signer = TokenSigner::generate();
     store
-        .insert_key(signer.kid(), &kek.seal(&signer.secret(), &aad(signer.kid())))
+        .insert_key(
+            signer.kid(),
+            &kek.seal(&signer.secret(), &aad(signer.kid())),
+        )
         .await?;
     tracing::info!(kid = signer.kid(), "created token signing key");
     Ok(signer)
@@ -30,7 +33,11 @@ pub async fn current_signer(store: &Store, kek: &Kek) -> Result<TokenSigner, Ide
 
 /// Public keys whose tokens may still be valid, retired ones included for
 /// one token lifetime.
-pub async fn published(store: &Store, kek: &Kek, token_ttl: Duration) -> Result<Vec<Jwk>, IdentityError> {
+pub async fn published(
+    store: &Store,
+    kek: &Kek,
+    token_ttl: Duration,
+) -> Result<Vec<Jwk>, IdentityError> {
     let since = now_us() - token_ttl.as_micros() as i64;
     store
         .published_keys(since)
@@ -41,9 +48,9 @@ pub async fn published(store: &Store, kek: &Kek, token_ttl: Duration) -> Result<
 }
 
 fn unseal(kek: &Kek, kid: &str, sealed: &[u8]) -> Result<TokenSigner, IdentityError> {
-    let secret = kek
-        .open(sealed, &aad(kid))
-        .map_err(|_| IdentityError::Keys("signing key cannot be unsealed: wrong key-encryption key?".into()))?;
+    let secret = kek.open(sealed, &aad(kid)).map_err(|_| {
+        IdentityError::Keys("signing key cannot be unsealed: wrong key-encryption key?".into())
+    })?;
     TokenSigner::from_secret(kid.to_owned(), &secret)
         .ok_or_else(|| IdentityError::Keys("stored signing key is damaged".into()))
 }

@@ -33,7 +33,11 @@ pub enum IdentityError {
 }
 
 /// Runs identity on `listener` until `shutdown`.
-pub async fn run(config: Arc<Config>, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let ctx = ServiceContext::start(
         SERVICE,
         config.clone(),
@@ -95,15 +99,19 @@ pub async fn issue_token(
         service: SERVICE,
         reason,
     };
-    let db = Db::connect(&url, 1)
-        .await
-        .map_err(|source| StartError::Db { service: SERVICE, source })?;
+    let db = Db::connect(&url, 1).await.map_err(|cause| StartError::Db {
+        service: SERVICE,
+        cause,
+    })?;
     db.migrate(&store::MIGRATIONS)
         .await
-        .map_err(|source| StartError::Db { service: SERVICE, source })?;
-    let kek = eva_platform::service::load_kek(config).map_err(|source| StartError::Keys {
+        .map_err(|cause| StartError::Db {
+            service: SERVICE,
+            cause,
+        })?;
+    let kek = eva_platform::service::load_kek(config).map_err(|cause| StartError::Keys {
         service: SERVICE,
-        source,
+        cause,
     })?;
     let signer = keys::current_signer(&store::Store::new(db.clone()), &kek)
         .await

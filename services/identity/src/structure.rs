@@ -85,7 +85,10 @@ impl StructureChange {
         if let Some(n) = &name {
             check_name(n)?;
         }
-        let commune_insee = req.commune_insee.as_deref().map(|c| c.trim().to_uppercase());
+        let commune_insee = req
+            .commune_insee
+            .as_deref()
+            .map(|c| c.trim().to_uppercase());
         if let Some(c) = &commune_insee {
             check_insee(c)?;
         }
@@ -128,7 +131,8 @@ fn check_insee(code: &str) -> Result<(), FieldError> {
 }
 
 fn check_epci(epci: &str) -> Result<(), FieldError> {
-    if !epci.is_empty() && !(epci.len() == 9 && epci.bytes().all(|b| b.is_ascii_digit())) {
+    let is_siren = epci.len() == 9 && epci.bytes().all(|b| b.is_ascii_digit());
+    if !epci.is_empty() && !is_siren {
         return Err(bad(
             "epci",
             "le code EPCI est un SIREN de 9 chiffres / EPCI code is a 9-digit SIREN",
@@ -145,7 +149,7 @@ pub fn siret_is_valid(siret: &str) -> bool {
     }
     let digits: Vec<u32> = siret.bytes().map(|b| u32::from(b - b'0')).collect();
     if siret.starts_with("356000000") {
-        return digits.iter().sum::<u32>() % 5 == 0;
+        return digits.iter().sum::<u32>().is_multiple_of(5);
     }
     let sum: u32 = digits
         .iter()
@@ -160,7 +164,7 @@ pub fn siret_is_valid(siret: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A commune's INSEE code: 5 digits, or 2A/2B then 3 digits (Corse).
@@ -261,9 +265,17 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.field, "siret");
-        let e = NewStructure::parse(pb::CreateStructureRequest { kind: 0, ..ok.clone() }).unwrap_err();
+        let e = NewStructure::parse(pb::CreateStructureRequest {
+            kind: 0,
+            ..ok.clone()
+        })
+        .unwrap_err();
         assert_eq!(e.field, "kind");
-        let e = NewStructure::parse(pb::CreateStructureRequest { name: " ".into(), ..ok }).unwrap_err();
+        let e = NewStructure::parse(pb::CreateStructureRequest {
+            name: " ".into(),
+            ..ok
+        })
+        .unwrap_err();
         assert_eq!(e.field, "name");
     }
 }

@@ -164,7 +164,9 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("kid", &self.kid).finish()
+        f.debug_struct("TokenSigner")
+            .field("kid", &self.kid)
+            .finish()
     }
 }
 
@@ -244,9 +246,8 @@ impl TokenSigner {
 }
 
 /// Where a verifier gets the public keys.
-type FetchKeys = Arc<
-    dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<Jwk>, String>> + Send + Sync,
->;
+type FetchKeys =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<Jwk>, String>> + Send + Sync>;
 
 /// Verifies tokens against a JWKS it refreshes when it meets an unknown key
 /// (identity rotated its key), at most every few seconds.
@@ -280,9 +281,7 @@ impl Verifier {
             .connect_lazy();
         let fetch: FetchKeys = Arc::new(move || {
             let mut client =
-                eva_proto::identity::v1::key_service_client::KeyServiceClient::new(
-                    channel.clone(),
-                );
+                eva_proto::identity::v1::key_service_client::KeyServiceClient::new(channel.clone());
             Box::pin(async move {
                 let resp = client
                     .get_jwks(eva_proto::identity::v1::GetJwksRequest {})
@@ -309,7 +308,8 @@ impl Verifier {
     /// Verifies the token and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthError::Malformed);
         };
@@ -318,7 +318,9 @@ impl Verifier {
             return Err(AuthError::Malformed);
         }
         let key = self.key(&header.kid).await?;
-        let sig_bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| AuthError::Malformed)?;
+        let sig_bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| AuthError::Malformed)?;
         let sig = Signature::from_slice(&sig_bytes).map_err(|_| AuthError::Malformed)?;
         key.verify(format!("{h}.{c}").as_bytes(), &sig)
             .map_err(|_| AuthError::Signature)?;
@@ -375,15 +377,17 @@ impl Verifier {
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthError> {
-    let raw = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthError::Malformed)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)?;
     serde_json::from_slice(&raw).map_err(|_| AuthError::Malformed)
 }
 
 /// The caller of a gRPC request, put there by the auth layer.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<&Principal, tonic::Status> {
-    req.extensions()
-        .get::<Principal>()
-        .ok_or_else(|| tonic::Status::unauthenticated("authentification requise / authentication required"))
+    req.extensions().get::<Principal>().ok_or_else(|| {
+        tonic::Status::unauthenticated("authentification requise / authentication required")
+    })
 }
 
 /// Refuses unless the caller has one of `roles`.
@@ -423,7 +427,14 @@ mod tests {
     async fn tokens_round_trip_and_tampering_is_refused() {
         let signer = TokenSigner::generate();
         let v = verifier_for(&signer);
-        let claims = TokenSigner::claims("eva", "eva", "u1", vec![Role::Operator], vec![], Duration::from_secs(60));
+        let claims = TokenSigner::claims(
+            "eva",
+            "eva",
+            "u1",
+            vec![Role::Operator],
+            vec![],
+            Duration::from_secs(60),
+        );
         let token = signer.sign(&claims);
         let p = v.verify(&token).await.unwrap();
         assert_eq!(p.user_id, "u1");
@@ -442,7 +453,10 @@ mod tests {
         assert_eq!(v.verify("abc").await, Err(AuthError::Malformed));
 
         let stranger = TokenSigner::generate();
-        assert_eq!(v.verify(&stranger.sign(&claims)).await, Err(AuthError::UnknownKey));
+        assert_eq!(
+            v.verify(&stranger.sign(&claims)).await,
+            Err(AuthError::UnknownKey)
+        );
 
         let mut old = claims.clone();
         old.exp -= 3600;
@@ -450,6 +464,9 @@ mod tests {
 
         let mut wrong = claims;
         wrong.aud = "other".into();
-        assert_eq!(v.verify(&signer.sign(&wrong)).await, Err(AuthError::WrongIssuerOrAudience));
+        assert_eq!(
+            v.verify(&signer.sign(&wrong)).await,
+            Err(AuthError::WrongIssuerOrAudience)
+        );
     }
 }

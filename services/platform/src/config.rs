@@ -262,9 +262,7 @@ impl Config {
             key: key.into(),
             message,
         };
-        self.telemetry
-            .validate()
-            .map_err(|m| bad("telemetry", m))?;
+        self.telemetry.validate().map_err(|m| bad("telemetry", m))?;
         if let Some(url) = &self.bus.url {
             for part in url.split(',') {
                 check_url(part.trim(), &["nats", "tls", "ws", "wss"])
@@ -298,7 +296,10 @@ impl Config {
         if let Some(kek) = &self.keys.kek {
             crate::crypto::Kek::from_base64(kek).map_err(|e| bad("keys.kek", e.to_string()))?;
         }
-        for (name, svc) in [("identity", &self.identity), ("statistics", &self.statistics)] {
+        for (name, svc) in [
+            ("identity", &self.identity),
+            ("statistics", &self.statistics),
+        ] {
             check_url(&svc.endpoint, &["http", "https"])
                 .map_err(|m| bad(&format!("{name}.endpoint"), m))?;
             if let Some(url) = &svc.database_url {

@@ -158,7 +158,10 @@ pub async fn run<P: Projection>(
     }
 }
 
-async fn ensure(bus: &Bus, sub: &Subscription) -> Result<consumer::Consumer<pull::Config>, BusError> {
+async fn ensure(
+    bus: &Bus,
+    sub: &Subscription,
+) -> Result<consumer::Consumer<pull::Config>, BusError> {
     let stream = bus.ensure_stream(&sub.stream).await?;
     stream
         .get_or_create_consumer(
@@ -257,7 +260,12 @@ async fn try_apply<P: Projection>(
     Ok(Outcome::Applied)
 }
 
-async fn dead_letter(db: &Db, consumer: &str, envelope: &Envelope, reason: &str) -> Result<(), DbError> {
+async fn dead_letter(
+    db: &Db,
+    consumer: &str,
+    envelope: &Envelope,
+    reason: &str,
+) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
     let id = envelope.id.to_string();
     on_backend!(tx.conn(), c => {
@@ -291,7 +299,8 @@ fn envelope(msg: &Message) -> Result<Envelope, &'static str> {
     let headers = msg.headers.as_ref().ok_or("no headers")?;
     let ce = CloudEvent::from_headers(headers).ok_or("missing ce-* headers")?;
     let id = Uuid::parse_str(&ce.id).map_err(|_| "ce-id is not a UUID")?;
-    let time = OffsetDateTime::parse(&ce.time, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let time =
+        OffsetDateTime::parse(&ce.time, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc());
     let (stream_sequence, delivered) = msg
         .info()
         .map(|i| (i.stream_sequence, i.delivered))

@@ -34,7 +34,13 @@ impl SecretKey {
         let cipher = Aes256Gcm::new(&self.0);
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(FORMAT_V1);
@@ -114,10 +120,17 @@ impl Kek {
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
         let wrapped = WrappedKey(self.0.seal(&raw, person_id.as_bytes()));
-        (DataKey(SecretKey(*Key::<Aes256Gcm>::from_slice(&raw))), wrapped)
+        (
+            DataKey(SecretKey(*Key::<Aes256Gcm>::from_slice(&raw))),
+            wrapped,
+        )
     }
 
-    pub fn unwrap_data_key(&self, person_id: &str, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
+    pub fn unwrap_data_key(
+        &self,
+        person_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, CryptoError> {
         let raw = self.0.open(&wrapped.0, person_id.as_bytes())?;
         if raw.len() != 32 {
             return Err(CryptoError::Open);

@@ -108,7 +108,9 @@ impl GrpcServer {
                         .set_service_status(*name, ServingStatus::NotServing)
                         .await;
                 }
-                reporter.set_service_status("", ServingStatus::NotServing).await;
+                reporter
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
             }
         };
         let addr = listener.local_addr().ok();
@@ -158,7 +160,10 @@ type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -191,7 +196,9 @@ where
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "token refused");
-                    Ok(unauthenticated(&format!("jeton refusé / token refused: {e}")))
+                    Ok(unauthenticated(&format!(
+                        "jeton refusé / token refused: {e}"
+                    )))
                 }
             }
         })
@@ -206,7 +213,9 @@ fn is_open(path: &str, public: &[&'static str]) -> bool {
 
 fn bearer(headers: &http::HeaderMap) -> Option<String> {
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
     Some(t.trim().to_owned())
 }
 

@@ -129,7 +129,10 @@ impl Relay {
                 }
                 Ok(p) => {
                     failures += 1;
-                    tracing::warn!(failed = p.failed, "outbox relay: some events not acknowledged");
+                    tracing::warn!(
+                        failed = p.failed,
+                        "outbox relay: some events not acknowledged"
+                    );
                     backoff(failures)
                 }
                 Err(e) => {
@@ -206,11 +209,15 @@ impl Relay {
                 }
             }
         }
-        let acks = join_all(pending.into_iter().flatten().map(|(seq, ack)| async move {
-            ack.await.map(|_| seq).map_err(|e| e.to_string())
-        }))
-        .await;
-        let acked: Vec<i64> = acks.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        let acks =
+            join_all(pending.into_iter().flatten().map(|(seq, ack)| async move {
+                ack.await.map(|_| seq).map_err(|e| e.to_string())
+            }))
+            .await;
+        let acked: Vec<i64> = acks
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
         let failed = rows.len() - acked.len();
         self.delete(&acked).await?;
         metrics::counter!("eva_outbox_published_total").increment(acked.len() as u64);

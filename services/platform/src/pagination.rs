@@ -105,6 +105,11 @@ mod tests {
         assert_eq!(Page::parse(-1, ""), Err(PageError::Size(-1)));
         assert_eq!(Page::parse(501, ""), Err(PageError::Size(501)));
         assert_eq!(Page::parse(10, "!!"), Err(PageError::Token));
-        assert!(Page::parse(10, "!!").unwrap_err().to_string().contains("page_token"));
+        assert!(
+            Page::parse(10, "!!")
+                .unwrap_err()
+                .to_string()
+                .contains("page_token")
+        );
     }
 }

@@ -22,20 +22,20 @@ use crate::shutdown::Shutdown;
 pub enum StartError {
     #[error("{service}: bus.url is not set (eva up sets it; eva serve needs it)")]
     NoBus { service: &'static str },
-    #[error("{service}: {source}")]
+    #[error("{service}: {cause}")]
     Db {
         service: &'static str,
-        source: DbError,
+        cause: DbError,
     },
-    #[error("{service}: {source}")]
+    #[error("{service}: {cause}")]
     Bus {
         service: &'static str,
-        source: BusError,
+        cause: BusError,
     },
-    #[error("{service}: {source}")]
+    #[error("{service}: {cause}")]
     Grpc {
         service: &'static str,
-        source: GrpcError,
+        cause: GrpcError,
     },
     #[error("{service}: cannot listen on {addr}: {reason}")]
     Listen {
@@ -43,10 +43,10 @@ pub enum StartError {
         addr: String,
         reason: String,
     },
-    #[error("{service}: key-encryption key: {source}")]
+    #[error("{service}: key-encryption key: {cause}")]
     Keys {
         service: &'static str,
-        source: CryptoError,
+        cause: CryptoError,
     },
     #[error("{service}: {reason}")]
     Other {
@@ -85,19 +85,35 @@ impl ServiceContext {
         }
         let db = Db::connect(&url, svc.max_connections)
             .await
-            .map_err(|source| StartError::Db { service: name, source })?;
+            .map_err(|cause| StartError::Db {
+                service: name,
+                cause,
+            })?;
         db.migrate(migrations)
             .await
-            .map_err(|source| StartError::Db { service: name, source })?;
-        let bus_url = config.bus.url.clone().ok_or(StartError::NoBus { service: name })?;
+            .map_err(|cause| StartError::Db {
+                service: name,
+                cause,
+            })?;
+        let bus_url = config
+            .bus
+            .url
+            .clone()
+            .ok_or(StartError::NoBus { service: name })?;
         let bus = Bus::connect(&config.bus, &bus_url, name)
             .await
-            .map_err(|source| StartError::Bus { service: name, source })?;
+            .map_err(|cause| StartError::Bus {
+                service: name,
+                cause,
+            })?;
         // Every service may record accesses to a person's data.
         for spec in publishes.iter().chain(std::iter::once(&streams::AUDIT)) {
             bus.ensure_stream(spec)
                 .await
-                .map_err(|source| StartError::Bus { service: name, source })?;
+                .map_err(|cause| StartError::Bus {
+                    service: name,
+                    cause,
+                })?;
         }
         let relay = Relay::new(
             db.clone(),
@@ -143,9 +159,9 @@ impl ServiceContext {
     /// The key-encryption key from `keys.kek` or `keys.kek_file`, else the
     /// data directory's generated one.
     pub fn kek(&self) -> Result<Kek, StartError> {
-        load_kek(&self.config).map_err(|source| StartError::Keys {
+        load_kek(&self.config).map_err(|cause| StartError::Keys {
             service: self.name,
-            source,
+            cause,
         })
     }
 
@@ -154,9 +170,9 @@ impl ServiceContext {
         server
             .serve(listener, self.shutdown.clone())
             .await
-            .map_err(|source| StartError::Grpc {
+            .map_err(|cause| StartError::Grpc {
                 service: self.name,
-                source,
+                cause,
             })
     }
 }

@@ -82,7 +82,9 @@ impl pb::indicator_service_server::IndicatorService for Api {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "statistics query failed");
-                Status::unavailable("service momentanément indisponible / service temporarily unavailable")
+                Status::unavailable(
+                    "service momentanément indisponible / service temporarily unavailable",
+                )
             })?;
         let cells = counts
             .into_iter()
@@ -114,8 +116,13 @@ fn parse_date(field: &'static str, value: &str) -> Result<Option<i64>, Status> {
     if value.is_empty() {
         return Ok(None);
     }
-    let date = time::Date::parse(value, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| invalid_field(field, "date attendue au format AAAA-MM-JJ / expected a YYYY-MM-DD date"))?;
+    let date =
+        time::Date::parse(value, format_description!("[year]-[month]-[day]")).map_err(|_| {
+            invalid_field(
+                field,
+                "date attendue au format AAAA-MM-JJ / expected a YYYY-MM-DD date",
+            )
+        })?;
     let t = date.midnight().assume_utc();
     Ok(Some((t.unix_timestamp_nanos() / 1_000) as i64))
 }

@@ -25,7 +25,11 @@ pub const SERVICE: &str = "statistics";
 pub const STRUCTURES_CONSUMER: &str = "statistics-structures";
 
 /// Runs statistics on `listener` until `shutdown`.
-pub async fn run(config: Arc<Config>, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let ctx = ServiceContext::start(
         SERVICE,
         config.clone(),
@@ -37,7 +41,11 @@ pub async fn run(config: Arc<Config>, listener: TcpListener, shutdown: Shutdown)
     .await?;
     let store = store::Store::new(ctx.db.clone());
     ctx.spawn_consumer(
-        Subscription::new(streams::IDENTITY, STRUCTURES_CONSUMER, &["eva.identity.structure.>"]),
+        Subscription::new(
+            streams::IDENTITY,
+            STRUCTURES_CONSUMER,
+            &["eva.identity.structure.>"],
+        ),
         projection::Structures::new(store.clone()),
     );
     let server = GrpcServer::new(SERVICE)

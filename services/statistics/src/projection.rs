@@ -21,7 +21,11 @@ fn kind_code(kind: i32) -> Result<String, ApplyError> {
     StructureKind::try_from(kind)
         .ok()
         .filter(|k| *k != StructureKind::Unspecified)
-        .map(|k| k.as_str_name().trim_start_matches("STRUCTURE_KIND_").to_lowercase())
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("STRUCTURE_KIND_")
+                .to_lowercase()
+        })
         .ok_or_else(|| ApplyError::Permanent(format!("unknown structure kind {kind}")))
 }
 

@@ -32,7 +32,7 @@ impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
             log_format: LogFormat::Pretty,
-            log_filter: "info".to_owned(),
+            log_filter: "info,opentelemetry=warn,opentelemetry_sdk=warn".to_owned(),
             otlp_endpoint: None,
             sample_ratio: 1.0,
         }

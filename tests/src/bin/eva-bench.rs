@@ -1,0 +1,768 @@
+//! `eva-bench`: the figures `docs/PERFORMANCE.md` reports, measured against a
+//! real nats-server and real databases, with the baseline measured in the
+//! same process.
+//!
+//! 1. Outbox relay throughput vs raw JetStream publish of the same messages
+//!    (same payloads, same CloudEvents headers and `Nats-Msg-Id`, same stream
+//!    settings, a fresh nats-server each). The raw publisher keeps as many
+//!    acks in flight as the relay's batch. The relay drains rows already
+//!    committed in the outbox; filling it is timed apart ("outbox write").
+//! 2. End-to-end latency from the producer's commit to the projection's
+//!    apply, at a steady offered rate, with `Relay::run` and `consumer::run`
+//!    running as in a service.
+//!
+//! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
+//! no timing; it exits non-zero only when events were lost or duplicated.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream::message::PublishMessage;
+use clap::{Parser, ValueEnum};
+use eva_platform::Shutdown;
+use eva_platform::bus::{Bus, CloudEvent};
+use eva_platform::config::BusConfig;
+use eva_platform::consumer::{self, ApplyError, Envelope, Projection, Subscription};
+use eva_platform::db::{Db, Tx, from_us, now_us};
+use eva_platform::on_backend;
+use eva_platform::outbox::{self, Event, Relay};
+use eva_tests::counting::{self, Counting, MIGRATIONS, TEST_STREAM};
+use eva_tests::nats::NatsServer;
+use eva_tests::postgres::PgCluster;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::MissedTickBehavior;
+
+/// Pool size of a service's database (the configuration's default).
+const POOL: u32 = 8;
+/// Events sent and applied before the latency run, to open every connection.
+const WARMUP: usize = 200;
+/// How long the latency run may take to apply its last events.
+const SETTLE: Duration = Duration::from_secs(30);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eva-bench",
+    about = "Outbox relay throughput vs raw JetStream publish, and commit-to-projection latency"
+)]
+struct Args {
+    /// Messages in the throughput comparison.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Relay batch; also the raw publisher's window of in-flight acks.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Outbox rows per transaction when filling the outbox.
+    #[arg(long, default_value_t = 100)]
+    per_tx: usize,
+    /// Offered rate of the latency run, events per second (one per transaction).
+    #[arg(long, default_value_t = 1_000)]
+    rate: u32,
+    /// Length of the latency run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Database of the outbox and the projection.
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    db: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite (WAL, synchronous=NORMAL)",
+            Backend::Postgres => "PostgreSQL (local cluster, defaults)",
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.messages == 0 || args.batch == 0 || args.per_tx == 0 || args.rate == 0 {
+        bail!("--messages, --batch, --per-tx and --rate must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("eva-bench: {command}");
+    println!(
+        "machine: {workers} cores ({}), tokio multi-thread runtime; database: {}",
+        cpu_model(),
+        args.db.label()
+    );
+    let dbs = Databases::new(args.db).await?;
+    let mut problems = Vec::new();
+
+    println!(
+        "\n[1/2] throughput: {} messages, batch/window {}",
+        args.messages, args.batch
+    );
+    let events: Vec<Event> = (0..args.messages)
+        .map(|i| counting::event(&format!("bench-{i:06}")))
+        .collect();
+    let raw = raw_publish(&events, args.batch).await?;
+    println!(
+        "  raw JetStream publish  {:>9.0} msg/s  ({} in {:.2} s)",
+        raw.rate(),
+        raw.count,
+        raw.elapsed.as_secs_f64()
+    );
+    let relayed = relay_drain(&dbs, &events, args.batch, args.per_tx).await?;
+    println!(
+        "  outbox write           {:>9.0} rows/s ({} rows/tx)",
+        relayed.write.rate(),
+        args.per_tx
+    );
+    println!(
+        "  outbox relay drain     {:>9.0} msg/s  ({} in {:.2} s)",
+        relayed.relay.rate(),
+        relayed.relay.count,
+        relayed.relay.elapsed.as_secs_f64()
+    );
+    println!(
+        "  outbox read+delete     {:>9.0} rows/s (the relay's SQL alone, no publish)",
+        relayed.sql_only.rate()
+    );
+    problems.extend(raw.problems.iter().cloned());
+    problems.extend(relayed.problems.iter().cloned());
+
+    let n = (args.rate as usize) * (args.seconds as usize);
+    println!(
+        "\n[2/2] latency: {n} events at {}/s, one per transaction, relay + consumer running",
+        args.rate
+    );
+    let latency = latency(&dbs, &args, n).await?;
+    problems.extend(latency.problems.iter().cloned());
+
+    let ratio = relayed.relay.rate() / raw.rate();
+    println!("\n== summary ==");
+    println!("{:<46} {:>14} {:>12}", "measure", "value", "target");
+    row(
+        "raw JetStream publish (msg/s)",
+        &format!("{:.0}", raw.rate()),
+        "",
+    );
+    row(
+        "outbox relay drain (msg/s)",
+        &format!("{:.0}", relayed.relay.rate()),
+        "",
+    );
+    row(
+        "relay / raw",
+        &format!("{ratio:.2}x"),
+        &format!("≥ 0.50x {}", verdict(ratio >= 0.5)),
+    );
+    row(
+        &format!("outbox write (rows/s, {} rows/tx)", args.per_tx),
+        &format!("{:.0}", relayed.write.rate()),
+        "",
+    );
+    row(
+        "outbox read+delete only (rows/s)",
+        &format!("{:.0}", relayed.sql_only.rate()),
+        "",
+    );
+    row(
+        "latency: offered / achieved (events/s)",
+        &format!("{} / {:.0}", args.rate, latency.achieved),
+        "",
+    );
+    row(
+        "latency: events applied exactly once",
+        &format!("{} / {n}", latency.exactly_once),
+        verdict(latency.exactly_once == n),
+    );
+    let e2e = &latency.end_to_end;
+    row("commit → projection p50 (ms)", &ms(e2e.p50), "");
+    row("commit → projection p90 (ms)", &ms(e2e.p90), "");
+    row(
+        "commit → projection p99 (ms)",
+        &ms(e2e.p99),
+        &format!("< 20 ms {}", verdict(e2e.p99 < Duration::from_millis(20))),
+    );
+    row("commit → projection max (ms)", &ms(e2e.max), "");
+    row(
+        "commit → on the bus p50 / p99 (ms)",
+        &format!("{} / {}", ms(latency.to_bus.p50), ms(latency.to_bus.p99)),
+        "",
+    );
+    row(
+        "producer commit p50 / p99 (ms)",
+        &format!("{} / {}", ms(latency.commit.p50), ms(latency.commit.p99)),
+        "",
+    );
+    println!("\ncommand: {command}");
+    println!("(via the repository: bash scripts/bench.sh [flags])");
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("eva-bench: FAILED: {p}");
+        }
+        bail!("{} problem(s): events lost or duplicated", problems.len())
+    }
+}
+
+fn row(name: &str, value: &str, target: &str) {
+    println!("{name:<46} {value:>14} {target:>12}");
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Where the bench's databases live: SQLite files in a temporary directory,
+/// or databases of one temporary PostgreSQL cluster.
+struct Databases {
+    dir: tempfile::TempDir,
+    pg: Option<PgCluster>,
+}
+
+impl Databases {
+    async fn new(backend: Backend) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("eva-bench-").tempdir()?;
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgCluster::start().await?),
+        };
+        Ok(Self { dir, pg })
+    }
+
+    async fn open(&self, name: &str) -> Result<Db> {
+        let url = match &self.pg {
+            Some(pg) => pg.create_database(name).await?,
+            None => format!("sqlite://{}/{name}.db?mode=rwc", self.dir.path().display()),
+        };
+        let db = Db::connect(&url, POOL).await?;
+        db.migrate(&MIGRATIONS).await?;
+        Ok(db)
+    }
+}
+
+/// A count done in a time.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    count: usize,
+    elapsed: Duration,
+}
+
+impl Timed {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+struct Raw {
+    count: usize,
+    elapsed: Duration,
+    problems: Vec<String>,
+}
+
+impl Raw {
+    fn rate(&self) -> f64 {
+        Timed {
+            count: self.count,
+            elapsed: self.elapsed,
+        }
+        .rate()
+    }
+}
+
+async fn connect(nats: &NatsServer, name: &str) -> Result<Bus> {
+    let bus = Bus::connect(&BusConfig::default(), &nats.url(), name).await?;
+    bus.ensure_stream(&TEST_STREAM).await?;
+    Ok(bus)
+}
+
+async fn stream_messages(bus: &Bus) -> Result<u64> {
+    let mut stream = bus.jetstream().get_stream(TEST_STREAM.name).await?;
+    Ok(stream.info().await?.state.messages)
+}
+
+/// The message the relay would send for `event`, built the same way.
+fn publish_message(event: &Event) -> PublishMessage {
+    let ce = CloudEvent {
+        id: event.id.to_string(),
+        source: event.source.clone(),
+        event_type: event.event_type.clone(),
+        time: from_us(now_us()).format(&Rfc3339).unwrap_or_default(),
+        subject: event.aggregate_id.clone(),
+    };
+    PublishMessage::build()
+        .payload(event.payload.clone().into())
+        .headers(ce.to_headers(None))
+}
+
+/// Publishes `events` straight to JetStream with `window` acks in flight.
+async fn raw_publish(events: &[Event], window: usize) -> Result<Raw> {
+    let nats = NatsServer::start().await?;
+    let bus = connect(&nats, "bench-raw").await?;
+    let js = bus.jetstream();
+    let mut in_flight = FuturesUnordered::new();
+    let mut failed = 0usize;
+    let started = Instant::now();
+    for event in events {
+        let ack = js
+            .send_publish(event.subject.clone(), publish_message(event))
+            .await
+            .context("raw publish")?;
+        in_flight.push(async move { ack.await });
+        if in_flight.len() >= window
+            && let Some(Err(_)) = in_flight.next().await
+        {
+            failed += 1;
+        }
+    }
+    while let Some(ack) = in_flight.next().await {
+        if ack.is_err() {
+            failed += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let stored = stream_messages(&bus).await?;
+    let mut problems = Vec::new();
+    if failed > 0 || stored != events.len() as u64 {
+        problems.push(format!(
+            "raw publish: {failed} acks failed, {stored} of {} messages in the stream",
+            events.len()
+        ));
+    }
+    Ok(Raw {
+        count: events.len() - failed,
+        elapsed,
+        problems,
+    })
+}
+
+struct Relayed {
+    write: Timed,
+    relay: Timed,
+    sql_only: Timed,
+    problems: Vec<String>,
+}
+
+async fn fill_outbox(db: &Db, events: &[Event], per_tx: usize) -> Result<Timed> {
+    let started = Instant::now();
+    for chunk in events.chunks(per_tx) {
+        let mut tx = db.begin().await?;
+        for event in chunk {
+            outbox::enqueue(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(Timed {
+        count: events.len(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Fills an outbox with `events`, then times `Relay::drain` until it is empty.
+async fn relay_drain(
+    dbs: &Databases,
+    events: &[Event],
+    batch: usize,
+    per_tx: usize,
+) -> Result<Relayed> {
+    let nats = NatsServer::start().await?;
+    let bus = connect(&nats, "bench-relay").await?;
+    let db = dbs.open("relay").await?;
+    let write = fill_outbox(&db, events, per_tx).await?;
+
+    let relay = Relay::new(db.clone(), bus.clone(), batch, Duration::from_millis(500));
+    let mut published = 0usize;
+    let mut failed = 0usize;
+    let started = Instant::now();
+    for _ in 0..5 {
+        let pass = relay.drain().await?;
+        published += pass.published;
+        failed += pass.failed;
+        if pass.failed == 0 {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let left = outbox::pending(&db).await?;
+    let stored = stream_messages(&bus).await?;
+    let mut problems = Vec::new();
+    if left != 0 || stored != events.len() as u64 || published != events.len() {
+        problems.push(format!(
+            "relay: published {published} ({failed} unacknowledged), {left} rows left, \
+             {stored} of {} messages in the stream",
+            events.len()
+        ));
+    }
+
+    // The relay's database work alone, on the same rows: what is left of
+    // its cost once the bus is taken out.
+    fill_outbox(&db, events, per_tx).await?;
+    let sql_only = read_and_delete(&db, batch).await?;
+    db.close().await;
+    Ok(Relayed {
+        write,
+        relay: Timed {
+            count: published,
+            elapsed,
+        },
+        sql_only,
+        problems,
+    })
+}
+
+type OutboxRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Vec<u8>,
+);
+
+/// Reads and deletes the outbox batch by batch with the relay's queries.
+async fn read_and_delete(db: &Db, batch: usize) -> Result<Timed> {
+    let mut count = 0usize;
+    let started = Instant::now();
+    loop {
+        let mut h = db.acquire().await?;
+        let rows: Vec<OutboxRow> = on_backend!(h.conn(), c => sqlx::query_as(
+            "SELECT seq, event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload \
+             FROM eva_outbox ORDER BY seq LIMIT $1",
+        )
+        .bind(batch as i64)
+        .fetch_all(&mut *c)
+        .await)?;
+        drop(h);
+        if rows.is_empty() {
+            break;
+        }
+        count += rows.len();
+        let list = rows
+            .iter()
+            .map(|r| r.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("DELETE FROM eva_outbox WHERE seq IN ({list})");
+        let mut h = db.acquire().await?;
+        on_backend!(h.conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *c).await.map(|_| ()))?;
+    }
+    Ok(Timed {
+        count,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// When each event of the latency run reached a point of the pipeline.
+struct Marks {
+    /// Index → when the projection applied it (inside its transaction).
+    applied: Mutex<Vec<Option<Instant>>>,
+    /// Index → when a plain NATS subscriber saw it on the stream's subject.
+    on_bus: Mutex<Vec<Option<Instant>>>,
+    applied_count: AtomicUsize,
+    warm_applied: AtomicUsize,
+    reapplied: AtomicUsize,
+}
+
+impl Marks {
+    fn new(n: usize) -> Self {
+        Self {
+            applied: Mutex::new(vec![None; n]),
+            on_bus: Mutex::new(vec![None; n]),
+            applied_count: AtomicUsize::new(0),
+            warm_applied: AtomicUsize::new(0),
+            reapplied: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn marker_index(marker: &str) -> Option<usize> {
+    marker.strip_prefix("lat-")?.parse().ok()
+}
+
+/// The counting projection (one `seen` row per event, so "exactly once" is
+/// checked in the database), recording when it applied each event.
+struct Stamping {
+    inner: Counting,
+    marks: Arc<Marks>,
+}
+
+impl Projection for Stamping {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> Result<(), ApplyError> {
+        self.inner.apply(tx, event).await?;
+        let now = Instant::now();
+        let marker = event.aggregate_id.as_deref().unwrap_or_default();
+        if let Some(i) = marker_index(marker) {
+            let mut applied = self.marks.applied.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = applied.get_mut(i) {
+                // The last apply is the one whose transaction committed.
+                if slot.replace(now).is_some() {
+                    self.marks.reapplied.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.marks.applied_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        } else {
+            self.marks.warm_applied.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Percentiles of a set of durations (nearest rank).
+#[derive(Debug, Default, Clone, Copy)]
+struct Spread {
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn spread(mut samples: Vec<Duration>) -> Spread {
+    if samples.is_empty() {
+        return Spread::default();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1]
+    };
+    Spread {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        max: samples[samples.len() - 1],
+    }
+}
+
+struct Latency {
+    achieved: f64,
+    exactly_once: usize,
+    end_to_end: Spread,
+    to_bus: Spread,
+    commit: Spread,
+    problems: Vec<String>,
+}
+
+async fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            bail!("{what}: not done within {} s", within.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Measured events whose `seen` row says they were applied exactly once.
+async fn applied_exactly_once(db: &Db) -> Result<usize> {
+    let mut h = db.acquire().await?;
+    let n: (i64,) = on_backend!(h.conn(), c => sqlx::query_as(
+        "SELECT COUNT(*) FROM seen WHERE marker LIKE 'lat-%' AND applied = 1",
+    )
+    .fetch_one(&mut *c)
+    .await)?;
+    Ok(usize::try_from(n.0).unwrap_or(0))
+}
+
+/// Commits one event per transaction at a steady rate while a relay and a
+/// consumer run, and times each from the commit to its projection.
+async fn latency(dbs: &Databases, args: &Args, n: usize) -> Result<Latency> {
+    let nats = NatsServer::start().await?;
+    // Two services, as in the skeleton: the producer's database holds the
+    // outbox, the consumer's the inbox and the projection.
+    let producer_db = dbs.open("producer").await?;
+    let consumer_db = dbs.open("consumer").await?;
+    let producer_bus = connect(&nats, "bench-producer").await?;
+    let consumer_bus = connect(&nats, "bench-consumer").await?;
+    let shutdown = Shutdown::new();
+    let marks = Arc::new(Marks::new(n));
+
+    let poll = Duration::from_millis(BusConfig::default().outbox_poll_ms);
+    let relay = Relay::new(producer_db.clone(), producer_bus.clone(), args.batch, poll);
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let projection = Stamping {
+        inner: Counting::default(),
+        marks: marks.clone(),
+    };
+    let sub = Subscription::new(TEST_STREAM, "bench-latency", &["evatest.>"]);
+    let consumer_task = tokio::spawn(consumer::run(
+        consumer_bus,
+        consumer_db.clone(),
+        sub,
+        projection,
+        shutdown.clone(),
+    ));
+    let watcher_task = {
+        let mut subscriber = nats.connect().await?.subscribe("evatest.>").await?;
+        let marks = marks.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = subscriber.next().await {
+                let now = Instant::now();
+                let index = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("ce-subject"))
+                    .and_then(|v| marker_index(v.as_str()));
+                if let Some(i) = index {
+                    let mut on_bus = marks.on_bus.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(slot) = on_bus.get_mut(i) {
+                        slot.get_or_insert(now);
+                    }
+                }
+            }
+        })
+    };
+
+    // Warm-up: every connection open, the consumer's pull under way.
+    for i in 0..WARMUP {
+        let mut tx = producer_db.begin().await?;
+        outbox::enqueue(&mut tx, &counting::event(&format!("warm-{i}"))).await?;
+        tx.commit().await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    wait_until("warm-up", SETTLE, || {
+        marks.warm_applied.load(Ordering::Relaxed) >= WARMUP
+    })
+    .await?;
+
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut committed = Vec::with_capacity(n);
+    let mut commit_times = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        ticker.tick().await;
+        let event = counting::event(&format!("lat-{i}"));
+        let before = Instant::now();
+        let mut tx = producer_db.begin().await?;
+        outbox::enqueue(&mut tx, &event).await?;
+        tx.commit().await?;
+        let at = Instant::now();
+        committed.push(at);
+        commit_times.push(at - before);
+    }
+    let produced_in = started.elapsed();
+    let achieved = n as f64 / produced_in.as_secs_f64();
+    println!(
+        "  produced {n} events in {:.2} s ({achieved:.0}/s); waiting for the projection",
+        produced_in.as_secs_f64()
+    );
+    let settled = wait_until("latency run", SETTLE, || {
+        marks.applied_count.load(Ordering::Relaxed) >= n
+    })
+    .await;
+    // Let a late duplicate show itself before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shutdown.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), consumer_task).await;
+    watcher_task.abort();
+
+    let mut problems = Vec::new();
+    if let Err(e) = settled {
+        problems.push(e.to_string());
+    }
+    let (distinct, most) = counting::applied(&consumer_db).await?;
+    let in_stream = stream_messages(&producer_bus).await?;
+    let expected = (n + WARMUP) as i64;
+    let applied = marks
+        .applied
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let on_bus = marks
+        .on_bus
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let applied_once = applied.iter().filter(|a| a.is_some()).count();
+    let exactly_once = applied_exactly_once(&consumer_db).await?;
+    if distinct != expected || most != 1 || in_stream != expected as u64 {
+        problems.push(format!(
+            "latency run: {distinct} of {expected} events applied, at most {most} times each, \
+             {in_stream} in the stream"
+        ));
+    }
+    let reapplied = marks.reapplied.load(Ordering::Relaxed);
+    if reapplied > 0 {
+        println!("  note: {reapplied} applies were retried (a transaction failed and ran again)");
+    }
+
+    let since =
+        |at: &Option<Instant>, from: &Instant| at.map(|t| t.saturating_duration_since(*from));
+    let end_to_end: Vec<Duration> = applied
+        .iter()
+        .zip(&committed)
+        .filter_map(|(a, c)| since(a, c))
+        .collect();
+    let to_bus: Vec<Duration> = on_bus
+        .iter()
+        .zip(&committed)
+        .filter_map(|(b, c)| since(b, c))
+        .collect();
+    let slow_commits = commit_times
+        .iter()
+        .filter(|d| **d > Duration::from_millis(5))
+        .count();
+    let result = Latency {
+        achieved,
+        exactly_once,
+        end_to_end: spread(end_to_end),
+        to_bus: spread(to_bus),
+        commit: spread(commit_times),
+        problems,
+    };
+    let e = &result.end_to_end;
+    println!(
+        "  commit → projection: n={applied_once} p50 {} p90 {} p99 {} max {} ms",
+        ms(e.p50),
+        ms(e.p90),
+        ms(e.p99),
+        ms(e.max)
+    );
+    println!(
+        "  commit → on the bus: p50 {} p99 {} ms; producer commit p50 {} p99 {} ms ({slow_commits} over 5 ms)",
+        ms(result.to_bus.p50),
+        ms(result.to_bus.p99),
+        ms(result.commit.p50),
+        ms(result.commit.p99)
+    );
+    producer_db.close().await;
+    consumer_db.close().await;
+    Ok(result)
+}
