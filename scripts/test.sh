@@ -13,6 +13,16 @@ initdb=$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)
 EVA_PG_BINDIR=$(dirname "$initdb")
 export EVA_PG_BINDIR
 
+echo "==> one copy of each pinned crate in Cargo.lock"
+for crate in tonic tonic-prost tonic-health tonic-reflection prost async-nats sqlx axum \
+    opentelemetry opentelemetry_sdk tracing-opentelemetry config tokio; do
+    n=$(grep -c "^name = \"$crate\"$" Cargo.lock || true)
+    if [ "$n" != "1" ]; then
+        echo "Cargo.lock holds $n copies of $crate (expected 1)" >&2
+        exit 1
+    fi
+done
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

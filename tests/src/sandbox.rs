@@ -184,14 +184,13 @@ impl Drop for Sandbox {
     }
 }
 
-/// Logs stay silent unless `EVA_TEST_LOG` holds a filter (e.g. `debug`).
+/// Telemetry as in production (trace context included); logs stay silent
+/// unless `EVA_TEST_LOG` holds a filter (e.g. `debug`).
 pub fn init_test_logs() {
-    if let Ok(filter) = std::env::var("EVA_TEST_LOG") {
-        let cfg = eva_platform::telemetry::TelemetryConfig {
-            log_filter: filter,
-            ..Default::default()
-        };
-        // A second sandbox in one process keeps the first subscriber.
-        std::mem::forget(eva_platform::telemetry::init(&cfg, "tests"));
-    }
+    let cfg = eva_platform::telemetry::TelemetryConfig {
+        log_filter: std::env::var("EVA_TEST_LOG").unwrap_or_else(|_| "off".into()),
+        ..Default::default()
+    };
+    // A second sandbox in one process keeps the first subscriber.
+    std::mem::forget(eva_platform::telemetry::init(&cfg, "tests"));
 }

@@ -235,3 +235,80 @@ async fn nats_server_restart_is_survived() -> Result<()> {
     shutdown.trigger();
     Ok(())
 }
+
+/// An access to a person's data leaves an `eva.audit.<service>.access`
+/// event, committed with the transaction that read or wrote the data.
+#[tokio::test]
+async fn access_log_events_reach_the_audit_stream() -> Result<()> {
+    use eva_platform::audit::{self, Access};
+    use eva_platform::auth::{Principal, Role};
+    use eva_proto::audit::v1::{AccessAction, AccessRecorded};
+
+    let r = rig(false).await?;
+    r.bus
+        .ensure_stream(&eva_platform::bus::streams::AUDIT)
+        .await?;
+    let counselor = Principal {
+        user_id: "u-1".into(),
+        roles: vec![Role::Counselor],
+        structures: vec!["s-1".into()],
+        person_id: None,
+        token_id: "t-1".into(),
+    };
+    let mut tx = r.db.begin().await?;
+    audit::record(
+        &mut tx,
+        "tests",
+        Access {
+            person_id: "p-1",
+            actor: &counselor,
+            structure_id: None,
+            action: AccessAction::Read,
+            resource_type: "diagnostic",
+            resource_id: "d-1",
+            domains: vec!["mobilite".into()],
+            purpose: "accompagnement",
+        },
+    )
+    .await?;
+    // Rolled back: nothing is logged for an access that did not happen.
+    drop(tx);
+    assert_eq!(outbox::pending(&r.db).await?, 0);
+
+    let mut tx = r.db.begin().await?;
+    audit::record(
+        &mut tx,
+        "tests",
+        Access {
+            person_id: "p-1",
+            actor: &counselor,
+            structure_id: None,
+            action: AccessAction::Read,
+            resource_type: "diagnostic",
+            resource_id: "d-1",
+            domains: vec!["mobilite".into()],
+            purpose: "accompagnement",
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    relay(&r, 16).drain().await?;
+    let stream = r.bus.jetstream().get_stream("EVA_AUDIT").await?;
+    let msg = stream
+        .get_last_raw_message_by_subject("eva.audit.tests.access")
+        .await?;
+    let e: AccessRecorded = prost::Message::decode(msg.payload)?;
+    assert_eq!(
+        (
+            e.person_id.as_str(),
+            e.actor_user_id.as_str(),
+            e.actor_structure_id.as_str(),
+            e.actor_role.as_str()
+        ),
+        ("p-1", "u-1", "s-1", "counselor")
+    );
+    assert_eq!(e.action, AccessAction::Read as i32);
+    assert_eq!(e.purpose, "accompagnement");
+    assert_eq!(e.domains, vec!["mobilite".to_owned()]);
+    Ok(())
+}

@@ -118,8 +118,10 @@ pub fn init(cfg: &TelemetryConfig, service_name: &str) -> Result<TelemetryGuard,
     };
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("eva"))
+        // Its own filter, independent of the log level: a quiet log must
+        // not break trace propagation.
         .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            !is_export_path(metadata.target())
+            *metadata.level() <= tracing::Level::INFO && !is_export_path(metadata.target())
         }));
 
     if INSTALLED.swap(true, Ordering::SeqCst) {
@@ -131,8 +133,7 @@ pub fn init(cfg: &TelemetryConfig, service_name: &str) -> Result<TelemetryGuard,
         return Ok(TelemetryGuard { export: None });
     }
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(log_layer)
+        .with(log_layer.with_filter(filter))
         .with(otel_layer)
         .try_init();
     if let Err(error) = installed {
