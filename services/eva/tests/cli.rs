@@ -219,3 +219,25 @@ fn unreachable_nats_fails_fast() {
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn migrate_creates_every_database_and_is_repeatable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for _ in 0..2 {
+        let out = run(eva(dir.path()).arg("migrate"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("identity") && stdout.contains("statistics"),
+            "{stdout}"
+        );
+    }
+    assert!(dir.path().join("data/identity.db").exists());
+    assert!(dir.path().join("data/statistics.db").exists());
+    let out = run(eva(dir.path()).args(["migrate", "identity"]));
+    assert!(out.status.success());
+}

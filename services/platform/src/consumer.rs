@@ -318,6 +318,37 @@ fn envelope(msg: &Message) -> Result<Envelope, &'static str> {
     })
 }
 
+/// How long "this event was applied" rows are kept. Redeliveries and relay
+/// re-publications arrive within minutes; a week is a wide margin.
+pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes inbox rows older than [`INBOX_RETENTION`], hourly, until shutdown.
+pub async fn prune_inbox(db: Db, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let cutoff = now_us() - INBOX_RETENTION.as_micros() as i64;
+        let pruned = async {
+            let mut h = db.acquire().await?;
+            on_backend!(h.conn(), c => sqlx::query("DELETE FROM eva_inbox WHERE applied_at_us < $1")
+                .bind(cutoff)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected()))
+            .map_err(DbError::from)
+        }
+        .await;
+        match pruned {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old inbox rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "inbox pruning failed"),
+        }
+    }
+}
+
 fn retry_delay(delivered: i64) -> Duration {
     let exp = delivered.clamp(1, 8) as u32;
     Duration::from_millis((250u64 << exp).min(30_000))

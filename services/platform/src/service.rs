@@ -122,6 +122,7 @@ impl ServiceContext {
             Duration::from_millis(config.bus.outbox_poll_ms),
         );
         shutdown.spawn(relay.run(shutdown.clone()));
+        shutdown.spawn(consumer::prune_inbox(db.clone(), shutdown.clone()));
         Ok(Self {
             name,
             config,
