@@ -53,7 +53,7 @@ impl Sandbox {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
-        config.metrics.listen = None;
+        config.metrics.enabled = false;
         config.bus.url = Some(nats.url());
         config.keys.kek = Some(eva_platform::crypto::Kek::generate_base64());
         let pg = match backend {

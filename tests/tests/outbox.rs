@@ -310,5 +310,43 @@ async fn access_log_events_reach_the_audit_stream() -> Result<()> {
     assert_eq!(e.action, AccessAction::Read as i32);
     assert_eq!(e.purpose, "accompagnement");
     assert_eq!(e.domains, vec!["mobilite".to_owned()]);
+    let ce_id = msg.headers.get("ce-id").map(|v| v.as_str().to_owned());
+    assert_eq!(ce_id.as_deref(), Some(e.access_id.as_str()));
+    Ok(())
+}
+
+/// An event that keeps failing is kept as a dead letter once JetStream's
+/// delivery budget is spent, never silently dropped.
+#[tokio::test]
+async fn an_event_failing_every_delivery_becomes_a_dead_letter() -> Result<()> {
+    let r = rig(false).await?;
+    let projection = Counting::default();
+    projection.fail_first.store(u32::MAX, Ordering::SeqCst);
+    let shutdown = Shutdown::new();
+    let sub = Subscription {
+        max_deliver: 3,
+        ack_wait: Duration::from_secs(2),
+        ..Subscription::new(TEST_STREAM, "tests-dead", &["evatest.>"])
+    };
+    let (bus, db, sd) = (r.bus.clone(), r.db.clone(), shutdown.clone());
+    tokio::spawn(async move { consumer::run(bus, db, sub, projection, sd).await });
+    counting::enqueue(&r.db, "doomed", 1, 1).await?;
+    relay(&r, 8).drain().await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut h = r.db.acquire().await?;
+        let n: (i64,) = eva_platform::on_backend!(h.conn(), c => sqlx::query_as(
+            "SELECT COUNT(*) FROM eva_dead_letters WHERE consumer = 'tests-dead'",
+        ).fetch_one(&mut *c).await)?;
+        if n.0 == 1 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no dead letter after the delivery budget");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counting::applied(&r.db).await?, (0, 0));
+    shutdown.trigger();
     Ok(())
 }

@@ -226,7 +226,7 @@ async fn spawn_metrics(
     shutdown: &Shutdown,
     set: &mut Tasks,
 ) -> anyhow::Result<()> {
-    let Some(addr) = config.metrics.listen else {
+    let Some(addr) = config.metrics.address() else {
         return Ok(());
     };
     let l = TcpListener::bind(addr)

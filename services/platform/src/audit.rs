@@ -35,8 +35,9 @@ pub async fn record(tx: &mut Tx, service: &str, access: Access<'_>) -> Result<()
         .map(str::to_owned)
         .or_else(|| access.actor.structures.first().cloned())
         .unwrap_or_default();
+    let access_id = Uuid::now_v7();
     let message = AccessRecorded {
-        access_id: Uuid::now_v7().to_string(),
+        access_id: access_id.to_string(),
         person_id: access.person_id.to_owned(),
         actor_user_id: access.actor.user_id.clone(),
         actor_structure_id: structure,
@@ -49,11 +50,15 @@ pub async fn record(tx: &mut Tx, service: &str, access: Access<'_>) -> Result<()
         service: service.to_owned(),
         occurred_at: Some(to_timestamp(now_us())),
     };
-    let event = Event::new(
-        service,
-        format!("eva.audit.{service}.access"),
-        Some(access.person_id.to_owned()),
-        &message,
-    );
+    // The access id is the event id: the access log dedups on it.
+    let event = Event {
+        id: access_id,
+        ..Event::new(
+            service,
+            format!("eva.audit.{service}.access"),
+            Some(access.person_id.to_owned()),
+            &message,
+        )
+    };
     outbox::enqueue(tx, &event).await
 }

@@ -99,6 +99,7 @@ impl Bus {
     /// Connects, failing fast when NATS is not there at start; afterwards the
     /// client reconnects by itself forever.
     pub async fn connect(cfg: &BusConfig, url: &str, name: &str) -> Result<Self, BusError> {
+        let shown = crate::config::redact_list(url);
         let timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("eva-{name}"))
@@ -116,18 +117,18 @@ impl Bus {
                 .credentials_file(creds)
                 .await
                 .map_err(|e| BusError::Connect {
-                    url: url.into(),
+                    url: shown.clone(),
                     reason: format!("credentials {}: {e}", creds.display()),
                 })?;
         }
         let client = tokio::time::timeout(timeout, opts.connect(url))
             .await
             .map_err(|_| BusError::Connect {
-                url: url.into(),
+                url: shown.clone(),
                 reason: format!("no answer within {} ms", cfg.connect_timeout_ms),
             })?
             .map_err(|e| BusError::Connect {
-                url: url.into(),
+                url: shown.clone(),
                 reason: e.to_string(),
             })?;
         let jetstream = jetstream::new(client.clone());

@@ -31,12 +31,21 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Address of `GET /metrics`; absent to serve no metrics.
-    pub listen: Option<SocketAddr>,
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Address of `GET /metrics`.
+    pub listen: SocketAddr,
+}
+
+impl MetricsConfig {
+    /// Where to serve metrics, if anywhere.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.enabled.then_some(self.listen)
+    }
 }
 
 /// NATS JetStream connection and the outbox relay.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
     /// `nats://host:port` (comma-separated for a cluster). Absent: `eva up`
@@ -92,7 +101,7 @@ impl std::fmt::Debug for KeysConfig {
 }
 
 /// One gRPC service: where it listens, where others reach it, its database.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Address the gRPC server binds.
@@ -104,6 +113,43 @@ pub struct ServiceConfig {
     /// Database pool size.
     #[serde(default = "default_pool")]
     pub max_connections: u32,
+}
+
+// Passwords in URLs never reach logs or `eva check-config`.
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusConfig")
+            .field("url", &self.url.as_deref().map(redact_list))
+            .field("nats_server", &self.nats_server)
+            .field("credentials", &self.credentials)
+            .field("replicas", &self.replicas)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("outbox_batch", &self.outbox_batch)
+            .field("outbox_poll_ms", &self.outbox_poll_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("listen", &self.listen)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::db::redact),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Comma-separated URLs with their passwords hidden.
+pub fn redact_list(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| crate::db::redact(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn default_pool() -> u32 {
@@ -139,7 +185,8 @@ impl Default for Config {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

@@ -141,7 +141,7 @@ pub async fn run<P: Projection>(
             };
             match next {
                 Some(Ok(msg)) => {
-                    handle(&db, &sub.durable, &projection, msg).await;
+                    handle(&db, &sub, &projection, msg).await;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(consumer = %sub.durable, error = %e, "consumer message error");
@@ -184,7 +184,13 @@ async fn ensure(
         })
 }
 
-async fn handle<P: Projection>(db: &Db, consumer: &str, projection: &P, msg: Message) -> Outcome {
+async fn handle<P: Projection>(
+    db: &Db,
+    sub: &Subscription,
+    projection: &P,
+    msg: Message,
+) -> Outcome {
+    let consumer = sub.durable.as_str();
     let envelope = match envelope(&msg) {
         Ok(e) => e,
         Err(reason) => {
@@ -197,9 +203,18 @@ async fn handle<P: Projection>(db: &Db, consumer: &str, projection: &P, msg: Mes
     if let Some(h) = &msg.headers {
         let _ = span.set_parent(crate::telemetry::propagation::extract_nats(h));
     }
-    let outcome = apply_once(db, consumer, projection, &envelope)
+    let mut outcome = apply_once(db, consumer, projection, &envelope)
         .instrument(span)
         .await;
+    // JetStream stops delivering after `max_deliver`: keep the event as a
+    // dead letter rather than losing it silently.
+    if outcome == Outcome::Retry && envelope.delivered >= sub.max_deliver {
+        let reason = format!("still failing after {} deliveries", envelope.delivered);
+        tracing::error!(consumer, event_id = %envelope.id, "event given up; kept as dead letter");
+        if dead_letter(db, consumer, &envelope, &reason).await.is_ok() {
+            outcome = Outcome::DeadLettered;
+        }
+    }
     let ack = match outcome {
         Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered => AckKind::Ack,
         Outcome::Retry => AckKind::Nak(Some(retry_delay(envelope.delivered))),

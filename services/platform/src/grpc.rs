@@ -90,9 +90,15 @@ impl GrpcServer {
                 .set_service_status(*name, ServingStatus::Serving)
                 .await;
         }
-        let reflection = tonic_reflection::server::Builder::configure()
+        // Reflection lists only what this server serves, not every contract.
+        let mut reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(eva_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in &self.names {
+            reflection = reflection.with_service_name(*name);
+        }
+        let reflection = reflection
             .build_v1()
             .map_err(|e| GrpcError::Serve(e.to_string()))?;
         let mut routes = self.routes;

@@ -1,38 +1,334 @@
+//! `eva_platform::Config` as an operator meets it: `deploy/eva.example.toml`
+//! loads and gives the defaults, `EVA__…` variables override the file, and
+//! unknown keys or bad values fail with one line naming the key.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use eva_platform::Config;
-use std::io::Write;
-fn tryit(toml: &str, env: &[(&str, &str)]) {
-    let p = std::env::temp_dir().join(format!("exp-{}.toml", std::process::id()));
-    std::fs::File::create(&p)
-        .unwrap()
-        .write_all(toml.as_bytes())
-        .unwrap();
-    let r = Config::load_from(
-        Some(&p),
-        env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+use eva_platform::config::ConfigError;
+use eva_platform::telemetry::LogFormat;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/eva.example.toml")
+}
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A TOML file removed when dropped.
+struct TempToml(PathBuf);
+
+impl TempToml {
+    fn new(content: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "eva-config-test-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, content).expect("write the temporary config file");
+        Self(path)
+    }
+}
+
+impl Drop for TempToml {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The error of loading `toml` (if any) with `vars`; panics if it loads.
+fn load_error(toml: Option<&str>, vars: &[(&str, &str)]) -> String {
+    let file = toml.map(TempToml::new);
+    match Config::load_from(file.as_ref().map(|f| f.0.as_path()), env(vars)) {
+        Ok(cfg) => panic!("{toml:?} with {vars:?} loaded: {cfg:?}"),
+        Err(e) => {
+            let line = e.to_string();
+            assert!(!line.contains('\n'), "not one line: {line:?}");
+            line
+        }
+    }
+}
+
+#[test]
+fn the_example_file_loads_and_gives_the_defaults() {
+    let cfg = Config::load_from(Some(&example()), env(&[])).expect("the example loads");
+    let defaults = Config::default();
+
+    assert_eq!(cfg.data_dir, defaults.data_dir);
+    assert_eq!(cfg.telemetry.log_format, LogFormat::Pretty);
+    assert_eq!(cfg.telemetry.log_filter, defaults.telemetry.log_filter);
+    assert_eq!(cfg.telemetry.otlp_endpoint, None);
+    assert_eq!(cfg.metrics.listen, defaults.metrics.listen);
+    assert_eq!(cfg.metrics.enabled, defaults.metrics.enabled);
+    assert_eq!(cfg.bus.url, None);
+    assert_eq!(cfg.bus.replicas, 1);
+    assert_eq!(cfg.bus.outbox_batch, defaults.bus.outbox_batch);
+    assert_eq!(cfg.auth.access_token_ttl_secs, 900);
+    assert!(cfg.keys.kek.is_none() && cfg.keys.kek_file.is_none());
+    assert_eq!(cfg.identity.listen, defaults.identity.listen);
+    assert_eq!(cfg.identity.endpoint, defaults.identity.endpoint);
+    assert_eq!(cfg.identity.database_url, None);
+    assert_eq!(cfg.statistics.endpoint, defaults.statistics.endpoint);
+    assert_eq!(cfg.gateway.listen, defaults.gateway.listen);
+    assert_eq!(
+        cfg.gateway.request_timeout_ms,
+        defaults.gateway.request_timeout_ms
     );
-    println!(
-        "{toml:?} {env:?} => {:?}",
-        r.map(|c| format!("{:?}", c.metrics))
-            .map_err(|e| e.to_string())
+
+    // Every value the file sets is the default: the whole configuration is.
+    assert_eq!(
+        serde_json::to_value(&cfg).expect("serialise"),
+        serde_json::to_value(&defaults).expect("serialise"),
+        "deploy/eva.example.toml no longer gives the defaults"
     );
 }
+
+/// `(section, key)` of every setting, `""` for top-level ones.
+fn keys_of(value: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    for (name, v) in value.as_object().into_iter().flatten() {
+        match v.as_object() {
+            Some(section) => {
+                for key in section.keys() {
+                    keys.insert((name.clone(), key.clone()));
+                }
+            }
+            None => {
+                keys.insert((String::new(), name.clone()));
+            }
+        }
+    }
+    keys
+}
+
 #[test]
-fn exp() {
-    tryit("[bus]\nurll = \"x\"\n", &[]);
-    tryit("bogus = 1\n", &[]);
-    tryit("[bogus]\nx = 1\n", &[]);
-    tryit("", &[("EVA__BUS__BOGUS", "1")]);
-    tryit("", &[("EVA__BOGUS", "1")]);
-    tryit("[bus]\nreplicas = \"many\"\n", &[]);
-    tryit("[metrics]\nlisten = \"\"\n", &[]);
-    tryit("[metrics]\n", &[]);
-    tryit("", &[("EVA__METRICS__LISTEN", "")]);
-    tryit("[identity]\nlisten = \"nope\"\n", &[]);
-    tryit("[telemetry]\nsample_ratio = 2.0\n", &[]);
-    tryit("[telemetry]\nlog_format = \"xml\"\n", &[]);
-    tryit("", &[("EVA__BUS__URL", "http://x:1")]);
-    tryit("", &[("EVA__BUS__URL", "nats://a:1,nats://b:2")]);
-    tryit("", &[("EVA__IDENTITY__DATABASE_URL", "mysql://x")]);
-    tryit("", &[("EVA__BUS__REPLICAS", "3")]);
-    tryit("[keys]\n", &[]);
+fn the_example_file_shows_every_key() {
+    let text = std::fs::read_to_string(example()).expect("read the example");
+    let mut section = String::new();
+    let mut shown = BTreeSet::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_owned();
+            continue;
+        }
+        // Set (`key = …`) or shown commented out (`# key = …`).
+        let setting = line.trim_start_matches('#').trim_start();
+        if let Some((key, _)) = setting.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                shown.insert((section.clone(), key.to_owned()));
+            }
+        }
+    }
+    let all = keys_of(&serde_json::to_value(Config::default()).expect("serialise"));
+    let missing: Vec<_> = all.difference(&shown).collect();
+    assert!(
+        missing.is_empty(),
+        "keys of Config missing from deploy/eva.example.toml: {missing:?}"
+    );
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let example = example();
+    let cfg = Config::load_from(
+        Some(&example),
+        env(&[
+            ("EVA__BUS__URL", "nats://10.0.0.1:4222,nats://10.0.0.2:4222"),
+            ("EVA__BUS__REPLICAS", "3"),
+            (
+                "EVA__IDENTITY__DATABASE_URL",
+                "postgres://eva@db.example.org/eva_identity",
+            ),
+            // Not EVA's: ignored.
+            ("EVA_CONFIG", "elsewhere.toml"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(
+        cfg.bus.url.as_deref(),
+        Some("nats://10.0.0.1:4222,nats://10.0.0.2:4222")
+    );
+    assert_eq!(cfg.bus.replicas, 3);
+    assert_eq!(
+        cfg.identity.database_url.as_deref(),
+        Some("postgres://eva@db.example.org/eva_identity")
+    );
+    assert_eq!(cfg.statistics.database_url, None);
+
+    // A value the file sets is replaced too.
+    let file = TempToml::new("[bus]\nurl = \"nats://from-the-file:4222\"\nreplicas = 2\n");
+    let cfg = Config::load_from(
+        Some(&file.0),
+        env(&[("EVA__BUS__URL", "nats://from-the-environment:4222")]),
+    )
+    .expect("loads");
+    assert_eq!(
+        cfg.bus.url.as_deref(),
+        Some("nats://from-the-environment:4222")
+    );
+    assert_eq!(cfg.bus.replicas, 2, "the file's other keys stay");
+}
+
+#[test]
+fn unknown_keys_fail_naming_the_key() {
+    for (toml, vars, named) in [
+        (Some("[bus]\nurll = \"nats://x:4222\"\n"), &[][..], "urll"),
+        (Some("verbose = true\n"), &[], "verbose"),
+        (
+            Some("[gatway]\nlisten = \"127.0.0.1:8080\"\n"),
+            &[],
+            "gatway",
+        ),
+        (None, &[("EVA__BUS__BOGUS", "1")][..], "bogus"),
+        (None, &[("EVA__GATEWAY__LISTN", "127.0.0.1:1")], "listn"),
+        (
+            None,
+            &[("EVA__DIAGNOSTICS__LISTEN", "127.0.0.1:1")],
+            "diagnostics",
+        ),
+    ] {
+        let line = load_error(toml, vars);
+        assert!(
+            line.contains(&format!("`{named}`")),
+            "{toml:?} {vars:?}: {line}"
+        );
+    }
+    // A nested key also names its section.
+    let line = load_error(None, &[("EVA__BUS__BOGUS", "1")]);
+    assert!(line.contains("`bus`"), "{line}");
+}
+
+#[test]
+fn bad_values_fail_naming_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("EVA__BUS__URL", "http://127.0.0.1:4222", "bus.url"),
+        ("EVA__BUS__URL", "nats://a:4222,not a url", "bus.url"),
+        ("EVA__BUS__REPLICAS", "0", "bus.replicas"),
+        ("EVA__BUS__REPLICAS", "7", "bus.replicas"),
+        ("EVA__BUS__REPLICAS", "many", "bus.replicas"),
+        ("EVA__BUS__OUTBOX_BATCH", "0", "bus.outbox_batch"),
+        ("EVA__BUS__OUTBOX_BATCH", "10001", "bus.outbox_batch"),
+        (
+            "EVA__AUTH__ACCESS_TOKEN_TTL_SECS",
+            "5",
+            "auth.access_token_ttl_secs",
+        ),
+        (
+            "EVA__AUTH__ACCESS_TOKEN_TTL_SECS",
+            "100000",
+            "auth.access_token_ttl_secs",
+        ),
+        ("EVA__KEYS__KEK", "too-short", "keys.kek"),
+        (
+            "EVA__IDENTITY__ENDPOINT",
+            "identity:50051",
+            "identity.endpoint",
+        ),
+        (
+            "EVA__STATISTICS__ENDPOINT",
+            "nats://127.0.0.1:50055",
+            "statistics.endpoint",
+        ),
+        (
+            "EVA__IDENTITY__DATABASE_URL",
+            "mysql://db/identity",
+            "identity.database_url",
+        ),
+        (
+            "EVA__STATISTICS__MAX_CONNECTIONS",
+            "0",
+            "statistics.max_connections",
+        ),
+        ("EVA__GATEWAY__LISTEN", "localhost", "gateway.listen"),
+        ("EVA__METRICS__LISTEN", "9464", "metrics.listen"),
+        (
+            "EVA__TELEMETRY__SAMPLE_RATIO",
+            "1.5",
+            "telemetry.sample_ratio",
+        ),
+        ("EVA__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
+        (
+            "EVA__TELEMETRY__OTLP_ENDPOINT",
+            "https://collector:4317",
+            "telemetry.otlp_endpoint",
+        ),
+    ];
+    for (var, value, key) in cases {
+        let line = load_error(None, &[(var, value)]);
+        assert!(line.contains(key), "{var}={value:?}: {line}");
+    }
+
+    // In the file as in the environment.
+    let line = load_error(Some("[bus]\nreplicas = 9\n"), &[]);
+    assert!(line.contains("bus.replicas"), "{line}");
+
+    // Both ways of giving the key-encryption key at once.
+    let file = TempToml::new("not used");
+    let kek_file = file.0.display().to_string();
+    let line = load_error(
+        None,
+        &[
+            (
+                "EVA__KEYS__KEK",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("EVA__KEYS__KEK_FILE", kek_file.as_str()),
+        ],
+    );
+    assert!(line.contains("keys.kek_file"), "{line}");
+}
+
+#[test]
+fn validation_errors_carry_the_key_apart() {
+    let file = TempToml::new("[auth]\naccess_token_ttl_secs = 1\n");
+    match Config::load_from(Some(&file.0), env(&[])) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "auth.access_token_ttl_secs"),
+        other => panic!("expected an invalid auth.access_token_ttl_secs, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let path = Path::new("/nonexistent/eva.toml");
+    let line = match Config::load_from(Some(path), env(&[])) {
+        Ok(cfg) => panic!("loaded {cfg:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(line.contains("/nonexistent/eva.toml"), "{line}");
+}
+
+#[test]
+fn the_key_encryption_key_is_never_printed() {
+    let kek = eva_platform::crypto::Kek::generate_base64();
+    let cfg = Config::load_from(Some(&example()), env(&[("EVA__KEYS__KEK", kek.as_str())]))
+        .expect("loads");
+    assert_eq!(cfg.keys.kek.as_deref(), Some(kek.as_str()));
+    let printed = format!("{cfg:?}");
+    assert!(!printed.contains(&kek), "the KEK shows in {printed}");
+}
+
+#[test]
+fn passwords_in_urls_never_show_in_debug_output() {
+    let env = [
+        (
+            "EVA__IDENTITY__DATABASE_URL".to_owned(),
+            "postgres://eva:s3cret-db@db:5432/identity".to_owned(),
+        ),
+        (
+            "EVA__BUS__URL".to_owned(),
+            "nats://user:s3cret-bus@nats1:4222,nats://user:s3cret-bus@nats2:4222".to_owned(),
+        ),
+    ];
+    let cfg = Config::load_from(None, env).expect("valid config");
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("nats2"), "{shown}");
 }

@@ -39,22 +39,27 @@ impl Projection for Structures {
         let row = match event.event_type.as_str() {
             "eva.identity.structure.created" => {
                 let e: StructureCreated = event.decode()?;
+                let at = micros(e.created_at, event);
                 StructureRow {
                     kind: kind_code(e.kind)?,
                     departement: departement_of(&e.commune_insee),
-                    created_at_us: micros(e.created_at, event),
+                    created_at_us: at,
+                    changed_at_us: at,
                     structure_id: e.structure_id,
                     commune_insee: e.commune_insee,
                     epci: e.epci,
                 }
             }
-            // The registration date stays that of the first event.
+            // Until the creation is seen, the update's time stands in for
+            // the registration date; the earliest wins.
             "eva.identity.structure.updated" => {
                 let e: StructureUpdated = event.decode()?;
+                let at = micros(e.updated_at, event);
                 StructureRow {
                     kind: kind_code(e.kind)?,
                     departement: departement_of(&e.commune_insee),
-                    created_at_us: micros(e.updated_at, event),
+                    created_at_us: at,
+                    changed_at_us: at,
                     structure_id: e.structure_id,
                     commune_insee: e.commune_insee,
                     epci: e.epci,

@@ -25,7 +25,10 @@ pub struct StructureRow {
     pub commune_insee: String,
     pub epci: String,
     pub departement: String,
+    /// Registration time (the earliest seen wins).
     pub created_at_us: i64,
+    /// Time of the change this row describes (the latest seen wins).
+    pub changed_at_us: i64,
 }
 
 /// A dimension one may group or filter structures by, and its column.
@@ -91,12 +94,18 @@ impl Store {
         Self { db }
     }
 
+    /// Applies a structure's state as of `changed_at_us`; older states than
+    /// the stored one do not overwrite it, whatever order events arrive in.
     pub async fn upsert_structure(&self, tx: &mut Tx, s: &StructureRow) -> Result<(), DbError> {
         on_backend!(tx.conn(), c => sqlx::query(
-            "INSERT INTO structures (structure_id, kind, commune_insee, epci, departement, created_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (structure_id) DO UPDATE SET \
-             kind = excluded.kind, commune_insee = excluded.commune_insee, epci = excluded.epci, \
-             departement = excluded.departement",
+            "INSERT INTO structures (structure_id, kind, commune_insee, epci, departement, created_at_us, changed_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (structure_id) DO UPDATE SET \
+             kind = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.kind ELSE structures.kind END, \
+             commune_insee = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.commune_insee ELSE structures.commune_insee END, \
+             epci = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.epci ELSE structures.epci END, \
+             departement = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.departement ELSE structures.departement END, \
+             changed_at_us = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.changed_at_us ELSE structures.changed_at_us END, \
+             created_at_us = CASE WHEN excluded.created_at_us < structures.created_at_us THEN excluded.created_at_us ELSE structures.created_at_us END",
         )
         .bind(&s.structure_id)
         .bind(&s.kind)
@@ -104,6 +113,7 @@ impl Store {
         .bind(&s.epci)
         .bind(&s.departement)
         .bind(s.created_at_us)
+        .bind(s.changed_at_us)
         .execute(&mut *c)
         .await
         .map(|_| ()))?;
