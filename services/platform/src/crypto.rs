@@ -115,6 +115,15 @@ impl Kek {
         self.0.open(sealed, aad)
     }
 
+    /// The keyed blind index derived from this KEK (see [`BlindIndex`]).
+    pub fn blind_index(&self) -> BlindIndex {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.0.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"eva:blind-index:v1");
+        BlindIndex(mac.finalize().into_bytes().into())
+    }
+
     /// Creates a data key for one person; store only [`WrappedKey`].
     pub fn new_data_key(&self, person_id: &str) -> (DataKey, WrappedKey) {
         let mut raw = [0u8; 32];
@@ -136,6 +145,41 @@ impl Kek {
             return Err(CryptoError::Open);
         }
         Ok(DataKey(SecretKey(*Key::<Aes256Gcm>::from_slice(&raw))))
+    }
+}
+
+/// Exact-match search over encrypted fields: a keyed HMAC of the normalised
+/// value, stored beside the ciphertext. Without the key the index reveals
+/// nothing; with it, equal values have equal indexes.
+#[derive(Clone)]
+pub struct BlindIndex([u8; 32]);
+
+impl std::fmt::Debug for BlindIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlindIndex(<hidden>)")
+    }
+}
+
+impl BlindIndex {
+    /// Hex HMAC-SHA256 of `field` and `value` normalised (trimmed, lowercase,
+    /// inner spaces collapsed), so `" Dupont "` and `"dupont"` match.
+    pub fn index(&self, field: &str, value: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let normalised = value
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(field.as_bytes());
+        mac.update(&[0]);
+        mac.update(normalised.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -195,6 +239,25 @@ mod tests {
         // Another KEK cannot unwrap.
         let other = Kek::from_base64(&Kek::generate_base64()).unwrap();
         assert!(other.unwrap_data_key("p1", &wrapped).is_err());
+    }
+
+    #[test]
+    fn blind_indexes_match_normalised_values_only_under_one_key() {
+        let kek = Kek::from_base64(&Kek::generate_base64()).unwrap();
+        let bi = kek.blind_index();
+        assert_eq!(
+            bi.index("email", " Ana@Example.org "),
+            bi.index("email", "ana@example.org")
+        );
+        assert_ne!(
+            bi.index("email", "ana@example.org"),
+            bi.index("name", "ana@example.org")
+        );
+        let other = Kek::from_base64(&Kek::generate_base64())
+            .unwrap()
+            .blind_index();
+        assert_ne!(bi.index("email", "a"), other.index("email", "a"));
+        assert_eq!(bi.index("email", "a").len(), 64);
     }
 
     #[test]
