@@ -1,7 +1,7 @@
 //! EVA's shared platform: the one place for the mechanisms every service uses.
 //!
 //! A service is a library with `run(config, shutdown)`; it gets from here its
-//! configuration ([`config`]), telemetry ([`telemetry`]), database and
+//! configuration ([`config`]), the consent check ([`consent`]), telemetry ([`telemetry`]), database and
 //! migrations ([`db`]), bus connection and streams ([`bus`]), transactional
 //! outbox ([`outbox`]), idempotent consumers ([`consumer`]), access-log events
 //! ([`audit`]), gRPC server bootstrap with health and reflection ([`grpc`]),
@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod consent;
 pub mod consumer;
 pub mod crypto;
 pub mod db;

@@ -1,0 +1,370 @@
+//! The shared consent check: every service that shows a person's data keeps
+//! a local projection of the person's consents (from `eva.consent.grant.*`
+//! and `eva.identity.person.erased`) and asks it "may this structure see
+//! this domain of this person for this purpose, today?". Deny by default.
+
+use std::fmt;
+
+use eva_proto::identity::v1::{
+    ConsentExpired, ConsentGranted, ConsentPurpose, ConsentWithdrawn, PersonErased,
+};
+
+use crate::bus::streams;
+use crate::consumer::{ApplyError, Envelope, Projection, Subscription};
+use crate::db::{Db, DbError, Tx, now_us};
+use crate::on_backend;
+use crate::service::ServiceContext;
+
+/// Why a structure wants to see a person's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    Accompagnement,
+    Orientation,
+    Statistiques,
+}
+
+impl Purpose {
+    pub fn code(self) -> &'static str {
+        match self {
+            Purpose::Accompagnement => "accompagnement",
+            Purpose::Orientation => "orientation",
+            Purpose::Statistiques => "statistiques",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Purpose::Accompagnement,
+            Purpose::Orientation,
+            Purpose::Statistiques,
+        ]
+        .into_iter()
+        .find(|p| p.code() == code)
+    }
+
+    pub fn from_proto(p: i32) -> Option<Self> {
+        match ConsentPurpose::try_from(p).ok()? {
+            ConsentPurpose::Accompagnement => Some(Purpose::Accompagnement),
+            ConsentPurpose::Orientation => Some(Purpose::Orientation),
+            ConsentPurpose::Statistiques => Some(Purpose::Statistiques),
+            ConsentPurpose::Unspecified => None,
+        }
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why the answer is what it is; mirrors `AccessDecisionReason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    ConsentActive,
+    NoConsent,
+    DomainNotCovered,
+    PurposeNotCovered,
+    ConsentWithdrawn,
+    ConsentExpired,
+    PersonErased,
+}
+
+/// The answer of the consent check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    /// The consent that allows it.
+    pub consent_id: Option<String>,
+}
+
+impl Decision {
+    fn deny(reason: Reason) -> Self {
+        Self {
+            allowed: false,
+            reason,
+            consent_id: None,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Grant {
+    consent_id: String,
+    domains: String,
+    purposes: String,
+    valid_from: String,
+    valid_until: String,
+    status: String,
+}
+
+/// A service's local consent projection. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Consents {
+    db: Db,
+}
+
+/// Durable consumer names: `<service>-consent` and `<service>-erasure`.
+pub fn subscriptions(service: &str) -> [Subscription; 2] {
+    [
+        Subscription::new(
+            streams::CONSENT,
+            format!("{service}-consent"),
+            &["eva.consent.grant.>"],
+        ),
+        Subscription::new(
+            streams::IDENTITY,
+            format!("{service}-consent-erasure"),
+            &["eva.identity.person.erased"],
+        ),
+    ]
+}
+
+impl Consents {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Keeps the projection up to date from the bus until shutdown.
+    pub fn spawn(ctx: &ServiceContext) -> Self {
+        let consents = Self::new(ctx.db.clone());
+        for sub in subscriptions(ctx.name) {
+            ctx.spawn_consumer(sub, consents.clone());
+        }
+        consents
+    }
+
+    /// May `structure_id` see `domain` of `person_id` for `purpose` on
+    /// `today` (`YYYY-MM-DD`)? Deny by default.
+    pub async fn check(
+        &self,
+        structure_id: &str,
+        person_id: &str,
+        domain: &str,
+        purpose: Purpose,
+        today: &str,
+    ) -> Result<Decision, DbError> {
+        let mut h = self.db.acquire().await?;
+        let erased: Option<(String,)> = on_backend!(h.conn(), c => sqlx::query_as(
+            "SELECT person_id FROM eva_consent_erased WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&mut *c)
+        .await)?;
+        if erased.is_some() {
+            return Ok(Decision::deny(Reason::PersonErased));
+        }
+        let grants: Vec<Grant> = on_backend!(h.conn(), c => sqlx::query_as::<_, Grant>(
+            "SELECT consent_id, domains, purposes, valid_from, valid_until, status \
+             FROM eva_consent_grants WHERE person_id = $1 AND structure_id = $2 AND valid_from <> ''",
+        )
+        .bind(person_id)
+        .bind(structure_id)
+        .fetch_all(&mut *c)
+        .await)?;
+        Ok(decide(&grants, domain, purpose, today))
+    }
+}
+
+fn listed(list: &str, item: &str) -> bool {
+    list.split(',').any(|x| x == item)
+}
+
+/// The most specific reason wins: a covering consent that was withdrawn
+/// says more than "no consent".
+fn decide(grants: &[Grant], domain: &str, purpose: Purpose, today: &str) -> Decision {
+    if grants.is_empty() {
+        return Decision::deny(Reason::NoConsent);
+    }
+    let covering: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| listed(&g.domains, domain) && listed(&g.purposes, purpose.code()))
+        .collect();
+    if let Some(g) = covering.iter().find(|g| {
+        g.status == "active" && g.valid_from.as_str() <= today && today <= g.valid_until.as_str()
+    }) {
+        return Decision {
+            allowed: true,
+            reason: Reason::ConsentActive,
+            consent_id: Some(g.consent_id.clone()),
+        };
+    }
+    if covering.iter().any(|g| g.status == "withdrawn") {
+        return Decision::deny(Reason::ConsentWithdrawn);
+    }
+    if !covering.is_empty() {
+        return Decision::deny(Reason::ConsentExpired);
+    }
+    if !grants.iter().any(|g| listed(&g.domains, domain)) {
+        return Decision::deny(Reason::DomainNotCovered);
+    }
+    Decision::deny(Reason::PurposeNotCovered)
+}
+
+impl Projection for Consents {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> Result<(), ApplyError> {
+        let now = now_us();
+        match event.event_type.as_str() {
+            "eva.consent.grant.granted" => {
+                let e: ConsentGranted = event.decode()?;
+                let purposes: Vec<&str> = e
+                    .purposes
+                    .iter()
+                    .filter_map(|p| Purpose::from_proto(*p))
+                    .map(Purpose::code)
+                    .collect();
+                // A withdrawal or expiry seen first stays final.
+                on_backend!(tx.conn(), c => sqlx::query(
+                    "INSERT INTO eva_consent_grants (consent_id, person_id, structure_id, domains, purposes, \
+                     valid_from, valid_until, status, changed_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8) \
+                     ON CONFLICT (consent_id) DO UPDATE SET domains = excluded.domains, purposes = excluded.purposes, \
+                     valid_from = excluded.valid_from, valid_until = excluded.valid_until",
+                )
+                .bind(&e.consent_id)
+                .bind(&e.person_id)
+                .bind(&e.grantee_structure_id)
+                .bind(e.domains.join(","))
+                .bind(purposes.join(","))
+                .bind(&e.valid_from)
+                .bind(&e.valid_until)
+                .bind(now)
+                .execute(&mut *c)
+                .await
+                .map(|_| ()))?;
+            }
+            "eva.consent.grant.withdrawn" => {
+                let e: ConsentWithdrawn = event.decode()?;
+                end(
+                    tx,
+                    &e.consent_id,
+                    &e.person_id,
+                    &e.grantee_structure_id,
+                    "withdrawn",
+                    now,
+                )
+                .await?;
+            }
+            "eva.consent.grant.expired" => {
+                let e: ConsentExpired = event.decode()?;
+                end(
+                    tx,
+                    &e.consent_id,
+                    &e.person_id,
+                    &e.grantee_structure_id,
+                    "expired",
+                    now,
+                )
+                .await?;
+            }
+            "eva.identity.person.erased" => {
+                let e: PersonErased = event.decode()?;
+                on_backend!(tx.conn(), c => {
+                    sqlx::query("DELETE FROM eva_consent_grants WHERE person_id = $1")
+                        .bind(&e.person_id)
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO eva_consent_erased (person_id, erased_at_us) VALUES ($1, $2) \
+                         ON CONFLICT (person_id) DO NOTHING",
+                    )
+                    .bind(&e.person_id)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await
+                    .map(|_| ())
+                })?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Ends a consent; a withdrawal beats an expiry, and either beats a grant
+/// applied later. Unknown consents get a tombstone the grant will fill.
+async fn end(
+    tx: &mut Tx,
+    consent_id: &str,
+    person_id: &str,
+    structure_id: &str,
+    status: &str,
+    now: i64,
+) -> Result<(), ApplyError> {
+    on_backend!(tx.conn(), c => sqlx::query(
+        "INSERT INTO eva_consent_grants (consent_id, person_id, structure_id, domains, purposes, \
+         valid_from, valid_until, status, changed_at_us) VALUES ($1, $2, $3, '', '', '', '', $4, $5) \
+         ON CONFLICT (consent_id) DO UPDATE SET status = CASE \
+         WHEN eva_consent_grants.status = 'withdrawn' THEN 'withdrawn' ELSE excluded.status END, \
+         changed_at_us = excluded.changed_at_us",
+    )
+    .bind(consent_id)
+    .bind(person_id)
+    .bind(structure_id)
+    .bind(status)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(id: &str, domains: &str, purposes: &str, status: &str) -> Grant {
+        Grant {
+            consent_id: id.into(),
+            domains: domains.into(),
+            purposes: purposes.into(),
+            valid_from: "2026-01-01".into(),
+            valid_until: "2026-12-31".into(),
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn decisions_name_the_most_specific_reason() {
+        let p = Purpose::Accompagnement;
+        let day = "2026-06-01";
+        assert_eq!(decide(&[], "mobilite", p, day).reason, Reason::NoConsent);
+        let active = [grant("c1", "mobilite,famille", "accompagnement", "active")];
+        let d = decide(&active, "mobilite", p, day);
+        assert!(d.allowed);
+        assert_eq!(d.consent_id.as_deref(), Some("c1"));
+        assert_eq!(
+            decide(&active, "sante", p, day).reason,
+            Reason::DomainNotCovered
+        );
+        assert_eq!(
+            decide(&active, "mobilite", Purpose::Orientation, day).reason,
+            Reason::PurposeNotCovered
+        );
+        assert_eq!(
+            decide(&active, "mobilite", p, "2027-01-01").reason,
+            Reason::ConsentExpired
+        );
+        assert_eq!(
+            decide(&active, "mobilite", p, "2025-12-31").reason,
+            Reason::ConsentExpired
+        );
+        let withdrawn = [grant("c1", "mobilite", "accompagnement", "withdrawn")];
+        assert_eq!(
+            decide(&withdrawn, "mobilite", p, day).reason,
+            Reason::ConsentWithdrawn
+        );
+        // A prefix of a domain id is not the domain.
+        let near = [grant("c1", "mobilite-douce", "accompagnement", "active")];
+        assert!(!decide(&near, "mobilite", p, day).allowed);
+        // One active consent among ended ones is enough.
+        let mixed = [
+            grant("c1", "mobilite", "accompagnement", "withdrawn"),
+            grant("c2", "mobilite", "accompagnement", "active"),
+        ];
+        assert_eq!(
+            decide(&mixed, "mobilite", p, day).consent_id.as_deref(),
+            Some("c2")
+        );
+    }
+}
