@@ -152,97 +152,114 @@ impl Relay {
     }
 
     /// Publishes every committed row, batch after batch, until the outbox is
-    /// empty or a batch is not fully acknowledged.
+    /// empty or a batch is not fully acknowledged. Pipelined: while JetStream
+    /// acknowledges batch k, batch k+1 is read, and batch k's rows are
+    /// deleted while batch k+1 is sent. Rows are deleted only once acked.
     pub async fn drain(&self) -> Result<Pass, DbError> {
         let mut total = Pass::default();
-        loop {
-            let pass = self.publish_batch().await?;
-            total.published += pass.published;
-            total.failed += pass.failed;
-            if pass.failed > 0 || pass.published < self.batch {
-                return Ok(total);
+        let mut rows = self.read_after(0).await?;
+        let mut deleting: Option<tokio::task::JoinHandle<Result<(), DbError>>> = None;
+        while !rows.is_empty() {
+            let started = std::time::Instant::now();
+            let full = rows.len() == self.batch;
+            let last = rows.last().map(|r| r.seq).unwrap_or_default();
+            let count = rows.len();
+            let acks = self.send(rows).await;
+            let (acked, next) = tokio::join!(join_all(acks), async {
+                if full {
+                    self.read_after(last).await
+                } else {
+                    Ok(Vec::new())
+                }
+            });
+            let acked: Vec<i64> = acked.into_iter().flatten().collect();
+            let failed = count - acked.len();
+            if let Some(previous) = deleting.take() {
+                previous.await.unwrap_or(Ok(()))?;
             }
+            metrics::counter!("eva_outbox_published_total").increment(acked.len() as u64);
+            metrics::histogram!("eva_outbox_batch_seconds").record(started.elapsed().as_secs_f64());
+            total.published += acked.len();
+            total.failed += failed;
+            let db = self.db.clone();
+            deleting = Some(tokio::spawn(async move { delete(&db, &acked).await }));
+            if failed > 0 {
+                break;
+            }
+            rows = next?;
         }
+        if let Some(last) = deleting {
+            last.await.unwrap_or(Ok(()))?;
+        }
+        Ok(total)
     }
 
-    async fn publish_batch(&self) -> Result<Pass, DbError> {
+    async fn read_after(&self, after: i64) -> Result<Vec<Row>, DbError> {
         let mut handle = self.db.acquire().await?;
-        let rows: Vec<Row> = on_backend!(handle.conn(), c => sqlx::query_as::<_, Row>(
+        Ok(on_backend!(handle.conn(), c => sqlx::query_as::<_, Row>(
             "SELECT seq, event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload \
-             FROM eva_outbox ORDER BY seq LIMIT $1",
+             FROM eva_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
+        .bind(after)
         .bind(self.batch as i64)
         .fetch_all(&mut *c)
-        .await)?;
-        drop(handle);
-        if rows.is_empty() {
-            return Ok(Pass::default());
-        }
-        let started = std::time::Instant::now();
-        // Send the whole batch, then wait for the acks: one round trip
-        // (and, with `sync_interval: always`, one fsync) per batch.
+        .await)?)
+    }
+
+    /// Sends a batch; each future resolves to the row's seq once acked.
+    /// Stops sending at the first refusal (the rest is retried later).
+    async fn send(
+        &self,
+        rows: Vec<Row>,
+    ) -> Vec<impl std::future::Future<Output = Option<i64>> + use<>> {
         let mut pending = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let ce = CloudEvent {
-                id: row.event_id.clone(),
-                source: row.source.clone(),
-                event_type: row.event_type.clone(),
+                id: row.event_id,
+                source: row.source,
+                event_type: row.event_type,
                 time: from_us(row.occurred_at_us)
                     .format(&Rfc3339)
                     .unwrap_or_default(),
-                subject: row.ce_subject.clone(),
+                subject: row.ce_subject,
             };
             let publish = PublishMessage::build()
-                .payload(Bytes::from(row.payload.clone()))
-                .headers(ce.to_headers(row.traceparent.as_deref()));
+                .headers(ce.to_headers(row.traceparent.as_deref()))
+                .payload(Bytes::from(row.payload));
             match self
                 .bus
                 .jetstream()
-                .send_publish(row.subject.clone(), publish)
+                .send_publish(row.subject, publish)
                 .await
             {
-                Ok(ack) => pending.push(Some((row.seq, ack))),
+                Ok(ack) => {
+                    let seq = row.seq;
+                    pending.push(async move { ack.await.ok().map(|_| seq) });
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox publish not sent");
-                    pending.push(None);
                     break;
                 }
             }
         }
-        let acks =
-            join_all(pending.into_iter().flatten().map(|(seq, ack)| async move {
-                ack.await.map(|_| seq).map_err(|e| e.to_string())
-            }))
-            .await;
-        let acked: Vec<i64> = acks
-            .iter()
-            .filter_map(|r| r.as_ref().ok().copied())
-            .collect();
-        let failed = rows.len() - acked.len();
-        self.delete(&acked).await?;
-        metrics::counter!("eva_outbox_published_total").increment(acked.len() as u64);
-        metrics::histogram!("eva_outbox_batch_seconds").record(started.elapsed().as_secs_f64());
-        Ok(Pass {
-            published: acked.len(),
-            failed,
-        })
+        pending
     }
+}
 
-    async fn delete(&self, seqs: &[i64]) -> Result<(), DbError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let list = seqs
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        // The seqs are integers we read ourselves: safe to inline.
-        let sql = format!("DELETE FROM eva_outbox WHERE seq IN ({list})");
-        let mut handle = self.db.acquire().await?;
-        on_backend!(handle.conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *c).await.map(|_| ()))?;
-        Ok(())
+async fn delete(db: &Db, seqs: &[i64]) -> Result<(), DbError> {
+    if seqs.is_empty() {
+        return Ok(());
     }
+    let list = seqs
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // The seqs are integers we read ourselves: safe to inline.
+    let sql = format!("DELETE FROM eva_outbox WHERE seq IN ({list})");
+    let mut handle = db.acquire().await?;
+    on_backend!(handle.conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
 }
 
 /// Rows still waiting in the outbox: for tests, metrics and readiness.
