@@ -450,7 +450,7 @@ fn config_reads_lowercase_formats_and_rejects_unknown_keys() {
     let cfg: TelemetryConfig =
         serde_json::from_str(r#"{"log_format":"json","sample_ratio":0.25}"#).expect("parse");
     assert_eq!(cfg.log_format, LogFormat::Json);
-    assert_eq!(cfg.log_filter, "info");
+    assert_eq!(cfg.log_filter, TelemetryConfig::default().log_filter);
     assert_eq!(cfg.otlp_endpoint, None);
     let unknown =
         serde_json::from_str::<TelemetryConfig>(r#"{"sample_rate":0.5}"#).expect_err("unknown key");
