@@ -2,7 +2,11 @@
 //! the gRPC services; no business rules and no database. The caller's token
 //! and trace context travel with every call, and each service authorises.
 
+mod auth;
+mod consents;
 mod health;
+mod members;
+mod people;
 mod problem;
 mod statistics;
 mod structures;
@@ -44,6 +48,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(structures::routes())
         .merge(statistics::routes())
+        .merge(auth::routes())
+        .merge(members::routes())
+        .merge(people::routes())
+        .merge(consents::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });
@@ -62,7 +70,8 @@ pub fn router(state: AppState) -> Router {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            let span = tracing::info_span!("http.request", method = %req.method(), path = %req.uri().path(), request_id);
+            let path = auth::loggable_path(req.uri().path());
+            let span = tracing::info_span!("http.request", method = %req.method(), path = %path, request_id);
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             let _ = span.set_parent(eva_platform::telemetry::propagation::extract_http(req.headers()));
             span

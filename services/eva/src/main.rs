@@ -1,6 +1,6 @@
 //! `eva`: the all-in-one box (`eva up`), one service alone for the central
-//! deployment (`eva serve <service>`), migrations, and the first operator's
-//! token.
+//! deployment (`eva serve <service>`), migrations, the first operator's
+//! token, and operators' accounts (`eva operator invite`).
 
 mod local_nats;
 
@@ -58,6 +58,26 @@ enum Command {
     },
     /// Check the configuration and print it (secrets hidden).
     CheckConfig,
+    /// Operators' accounts.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an operator account (or give the operator role to an existing
+    /// account) and print its one-time invitation code, valid 7 days. The
+    /// operator accepts it with a password: POST /api/v1/auth/invitations/accept.
+    Invite {
+        /// The operator's login e-mail.
+        #[arg(long)]
+        email: String,
+        /// The name shown to others; may also be given when accepting.
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -111,6 +131,24 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             )
             .await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Operator {
+            command:
+                OperatorCommand::Invite {
+                    email,
+                    display_name,
+                },
+        } => {
+            let invitation = eva_identity::invite_operator(&config, &email, &display_name).await?;
+            let until = invitation.expires_at.date();
+            println!(
+                "Code d'invitation, à usage unique, valable jusqu'au {until} / one-time invitation code, valid until {until}:"
+            );
+            println!("{}", invitation.code);
+            println!(
+                "Choisissez votre mot de passe avec : POST /api/v1/auth/invitations/accept {{\"code\": \"…\", \"password\": \"…\"}} / set your password with that request."
+            );
             Ok(())
         }
         Command::Migrate { service } => migrate(&config, service).await,

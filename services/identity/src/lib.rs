@@ -2,26 +2,46 @@
 //! the access log; the issuer of EVA's access tokens.
 //!
 //! Built so far: structures (the directory of associations, partners and the
-//! département) and the token signing keys with their published JWKS.
+//! département), the token signing keys with their published JWKS, and accounts
+//! (members of structures and operators: invitations, password login, sessions
+//! with rotating refresh tokens; see [`accounts`]).
 
+pub mod accounts;
 mod api;
+pub mod consent;
 pub mod keys;
+pub mod people;
 pub mod store;
 pub mod structure;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use eva_platform::auth::{Role, TokenSigner, Verifier};
+use eva_platform::auth::{Claims, Role, TokenSigner, Verifier};
 use eva_platform::bus::streams;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Db, Shutdown};
 use eva_proto::identity::v1::key_service_server::KeyServiceServer;
+use eva_proto::identity::v1::member_service_server::MemberServiceServer;
+use eva_proto::identity::v1::session_service_server::SessionServiceServer;
 use eva_proto::identity::v1::structure_service_server::StructureServiceServer;
 use tokio::net::TcpListener;
 
 pub const SERVICE: &str = "identity";
+
+/// Methods callable without a token: the keys, and what a caller does before
+/// holding a token (its credential is in the request).
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/eva.identity.v1.KeyService/GetJwks",
+    "/eva.identity.v1.SessionService/Login",
+    "/eva.identity.v1.SessionService/RefreshSession",
+    "/eva.identity.v1.SessionService/Logout",
+    "/eva.identity.v1.SessionService/GetInvitation",
+    "/eva.identity.v1.SessionService/AcceptInvitation",
+];
+
+pub use accounts::{OperatorInvitation, OperatorInviteError, invite_operator};
 
 /// Errors of identity, mapped once to gRPC statuses in `api`.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +50,8 @@ pub enum IdentityError {
     Db(#[from] eva_platform::db::DbError),
     #[error("keys: {0}")]
     Keys(String),
+    #[error("password hashing: {0}")]
+    Hashing(String),
 }
 
 /// Runs identity on `listener` until `shutdown`.
@@ -61,6 +83,12 @@ pub async fn run(
         kek: kek.clone(),
         token_ttl: ttl,
     });
+    let accounts = Arc::new(accounts::Accounts::new(
+        store.clone(),
+        kek.clone(),
+        signer.clone(),
+        &config.auth,
+    ));
     // Identity verifies tokens with its own keys, straight from its database.
     let verifier = Verifier::new(
         &config.auth.issuer,
@@ -75,10 +103,15 @@ pub async fn run(
         }),
     );
     let server = GrpcServer::new(SERVICE)
+        .add_service(people::api::server(ctx.db.clone(), state.kek.clone()))
+        .add_service(consent::api::server(ctx.db.clone(), state.kek.clone()))
         .add_service(StructureServiceServer::from_arc(state.clone()))
         .add_service(KeyServiceServer::from_arc(state))
-        .public(&["/eva.identity.v1.KeyService/GetJwks"])
+        .add_service(SessionServiceServer::from_arc(accounts.clone()))
+        .add_service(MemberServiceServer::from_arc(accounts))
+        .public(PUBLIC_METHODS)
         .auth(verifier);
+    consent::expiry::spawn(&ctx);
     tracing::info!(kid = signer.kid(), "identity ready");
     ctx.serve(server, listener).await
 }
@@ -94,11 +127,29 @@ pub async fn issue_token(
     structures: Vec<String>,
     ttl: Duration,
 ) -> Result<String, StartError> {
+    let claims = TokenSigner::claims(
+        &config.auth.issuer,
+        &config.auth.audience,
+        subject,
+        roles,
+        structures,
+        ttl,
+    );
+    sign_claims(config, &claims).await
+}
+
+/// Signs any claims with identity's current key, as [`issue_token`] does:
+/// for tests that need an expired token or one for another audience.
+pub async fn sign_claims(config: &Config, claims: &Claims) -> Result<String, StartError> {
+    let (db, accounts) = open_offline(config).await?;
+    db.close().await;
+    Ok(accounts.signer.sign(claims))
+}
+
+/// Identity's database (migrated), the KEK and the signing key, opened by a
+/// command rather than the running service.
+pub(crate) async fn open_offline(config: &Config) -> Result<(Db, accounts::Accounts), StartError> {
     let url = config.identity.database_url(&config.data_dir, SERVICE);
-    let other = |reason: String| StartError::Other {
-        service: SERVICE,
-        reason,
-    };
     let db = Db::connect(&url, 1).await.map_err(|cause| StartError::Db {
         service: SERVICE,
         cause,
@@ -113,17 +164,13 @@ pub async fn issue_token(
         service: SERVICE,
         cause,
     })?;
-    let signer = keys::current_signer(&store::Store::new(db.clone()), &kek)
+    let store = store::Store::new(db.clone());
+    let signer = keys::current_signer(&store, &kek)
         .await
-        .map_err(|e| other(e.to_string()))?;
-    db.close().await;
-    let claims = TokenSigner::claims(
-        &config.auth.issuer,
-        &config.auth.audience,
-        subject,
-        roles,
-        structures,
-        ttl,
-    );
-    Ok(signer.sign(&claims))
+        .map_err(|e| StartError::Other {
+            service: SERVICE,
+            reason: e.to_string(),
+        })?;
+    let accounts = accounts::Accounts::new(store, kek, signer, &config.auth);
+    Ok((db, accounts))
 }

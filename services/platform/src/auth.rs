@@ -150,7 +150,7 @@ pub enum AuthError {
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
     kid: String,
 }
@@ -219,6 +219,22 @@ impl TokenSigner {
         let input = format!("{h}.{c}");
         let sig = self.key.sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    /// A detached JWS (RFC 7515 appendix F) over `payload`:
+    /// `<header>..<signature>`, the payload left out. Anyone holding the
+    /// payload and the JWKS can check it ([`Verifier::verify_detached`]);
+    /// used for consent receipts.
+    pub fn sign_detached(&self, payload: &[u8]) -> String {
+        let header = Header {
+            alg: "EdDSA".into(),
+            typ: None,
+            kid: self.kid.clone(),
+        };
+        let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
+        let input = format!("{h}.{}", URL_SAFE_NO_PAD.encode(payload));
+        let sig = self.key.sign(input.as_bytes());
+        format!("{h}..{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
 
     /// Claims for `sub` valid `ttl` from now.
@@ -334,6 +350,29 @@ impl Verifier {
             return Err(AuthError::Expired);
         }
         Ok(claims.into())
+    }
+
+    /// Checks a detached JWS made by [`TokenSigner::sign_detached`] over
+    /// `payload`, with the published keys.
+    pub async fn verify_detached(&self, jws: &str, payload: &[u8]) -> Result<(), AuthError> {
+        let mut parts = jws.split('.');
+        let (Some(h), Some(""), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        let header: Header = decode_json(h)?;
+        if header.alg != "EdDSA" {
+            return Err(AuthError::Malformed);
+        }
+        let key = self.key(&header.kid).await?;
+        let sig_bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| AuthError::Malformed)?;
+        let sig = Signature::from_slice(&sig_bytes).map_err(|_| AuthError::Malformed)?;
+        let input = format!("{h}.{}", URL_SAFE_NO_PAD.encode(payload));
+        key.verify(input.as_bytes(), &sig)
+            .map_err(|_| AuthError::Signature)
     }
 
     async fn key(&self, kid: &str) -> Result<VerifyingKey, AuthError> {
@@ -467,6 +506,40 @@ mod tests {
         assert_eq!(
             v.verify(&signer.sign(&wrong)).await,
             Err(AuthError::WrongIssuerOrAudience)
+        );
+    }
+
+    #[tokio::test]
+    async fn detached_signatures_cover_the_payload() {
+        let signer = TokenSigner::generate();
+        let v = verifier_for(&signer);
+        let payload = br#"{"consent_receipt_id":"r1","jurisdiction":"FR"}"#;
+        let jws = signer.sign_detached(payload);
+        assert_eq!(jws.split('.').nth(1), Some(""), "payload is detached");
+        v.verify_detached(&jws, payload).await.unwrap();
+        assert_eq!(
+            v.verify_detached(&jws, br#"{"consent_receipt_id":"r2","jurisdiction":"FR"}"#)
+                .await,
+            Err(AuthError::Signature)
+        );
+        // A token is not a detached signature, and another key is unknown.
+        let token = signer.sign(&TokenSigner::claims(
+            "eva",
+            "eva",
+            "u1",
+            vec![],
+            vec![],
+            Duration::from_secs(60),
+        ));
+        assert_eq!(
+            v.verify_detached(&token, payload).await,
+            Err(AuthError::Malformed)
+        );
+        let stranger = TokenSigner::generate();
+        assert_eq!(
+            v.verify_detached(&stranger.sign_detached(payload), payload)
+                .await,
+            Err(AuthError::UnknownKey)
         );
     }
 }

@@ -80,7 +80,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn deny(reason: Reason) -> Self {
+    /// A denial for `reason`.
+    pub fn deny(reason: Reason) -> Self {
         Self {
             allowed: false,
             reason,
@@ -89,14 +90,134 @@ impl Decision {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Grant {
-    consent_id: String,
-    domains: String,
-    purposes: String,
-    valid_from: String,
-    valid_until: String,
-    status: String,
+/// One consent as the decision sees it: identity's own table and every
+/// service's projection read into this shape, so both decide alike.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GrantView {
+    pub consent_id: String,
+    /// Comma-separated référentiel domain ids.
+    pub domains: String,
+    /// Comma-separated purpose codes.
+    pub purposes: String,
+    /// First day in force, `YYYY-MM-DD`.
+    pub valid_from: String,
+    /// Last day in force, `YYYY-MM-DD`, inclusive.
+    pub valid_until: String,
+    /// `active`, `withdrawn` or `expired`.
+    pub status: String,
+}
+
+/// A domain of the référentiel commun (`REFERENTIEL.md`), as consent knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Domain {
+    /// Stable id, e.g. `mobilite`.
+    pub id: &'static str,
+    /// French label, as the person reads it.
+    pub label_fr: &'static str,
+    /// Special-category data (health, justice): never covered unless the
+    /// person chose it explicitly.
+    pub sensitive: bool,
+}
+
+/// The 11 domains of the référentiel commun v1, shared by every service.
+pub const DOMAINS: &[Domain] = &[
+    Domain {
+        id: "mobilite",
+        label_fr: "Mobilité",
+        sensitive: false,
+    },
+    Domain {
+        id: "sante",
+        label_fr: "Santé",
+        sensitive: true,
+    },
+    Domain {
+        id: "logement-hebergement",
+        label_fr: "Logement, hébergement",
+        sensitive: false,
+    },
+    Domain {
+        id: "difficultes-financieres",
+        label_fr: "Ressources, budget",
+        sensitive: false,
+    },
+    Domain {
+        id: "famille",
+        label_fr: "Contraintes familiales, garde d'enfants",
+        sensitive: false,
+    },
+    Domain {
+        id: "difficultes-administratives-ou-juridiques",
+        label_fr: "Démarches administratives, droits, justice",
+        sensitive: true,
+    },
+    Domain {
+        id: "numerique",
+        label_fr: "Numérique",
+        sensitive: false,
+    },
+    Domain {
+        id: "lecture-ecriture-calcul",
+        label_fr: "Lire, écrire, compter, parler français",
+        sensitive: false,
+    },
+    Domain {
+        id: "competences-generiques",
+        label_fr: "Compétences génériques (organisation, communication, travail en équipe, autonomie, adaptation)",
+        sensitive: false,
+    },
+    Domain {
+        id: "remobilisation",
+        label_fr: "Confiance en soi, lien social, bien-être",
+        sensitive: false,
+    },
+    Domain {
+        id: "projet-professionnel",
+        label_fr: "Projet professionnel, expérience, formation",
+        sensitive: false,
+    },
+];
+
+/// The domain with this id, if the référentiel has it.
+pub fn domain(id: &str) -> Option<&'static Domain> {
+    DOMAINS.iter().find(|d| d.id == id)
+}
+
+/// What a consent with no domain listed covers: every domain but the
+/// sensitive ones.
+pub fn default_domains() -> impl Iterator<Item = &'static Domain> {
+    DOMAINS.iter().filter(|d| !d.sensitive)
+}
+
+/// Today's date in the Europe/Paris calendar, `YYYY-MM-DD`: consent periods
+/// are French calendar days.
+pub fn today() -> String {
+    paris_date(time::OffsetDateTime::now_utc())
+        .format(DATE_FORMAT)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD`.
+pub const DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// The calendar day in Paris at `at`: UTC+1, UTC+2 from the last Sunday of
+/// March 01:00 UTC to the last Sunday of October 01:00 UTC (EU rule).
+pub fn paris_date(at: time::OffsetDateTime) -> time::Date {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let year = at.year();
+    let last_sunday = |month: time::Month| {
+        let mut d = time::Date::from_calendar_date(year, month, 31).unwrap_or(time::Date::MIN);
+        while d.weekday() != time::Weekday::Sunday {
+            d = d.previous_day().unwrap_or(time::Date::MIN);
+        }
+        d.with_hms(1, 0, 0)
+            .map(|t| t.assume_utc())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    let summer = at >= last_sunday(time::Month::March) && at < last_sunday(time::Month::October);
+    let hours = if summer { 2 } else { 1 };
+    (at + time::Duration::hours(hours)).date()
 }
 
 /// A service's local consent projection. Cloning is cheap.
@@ -155,7 +276,7 @@ impl Consents {
         if erased.is_some() {
             return Ok(Decision::deny(Reason::PersonErased));
         }
-        let grants: Vec<Grant> = on_backend!(h.conn(), c => sqlx::query_as::<_, Grant>(
+        let grants: Vec<GrantView> = on_backend!(h.conn(), c => sqlx::query_as::<_, GrantView>(
             "SELECT consent_id, domains, purposes, valid_from, valid_until, status \
              FROM eva_consent_grants WHERE person_id = $1 AND structure_id = $2 AND valid_from <> ''",
         )
@@ -167,17 +288,20 @@ impl Consents {
     }
 }
 
-fn listed(list: &str, item: &str) -> bool {
+/// Is `item` one of the comma-separated `list`?
+pub fn listed(list: &str, item: &str) -> bool {
     list.split(',').any(|x| x == item)
 }
 
-/// The most specific reason wins: a covering consent that was withdrawn
-/// says more than "no consent".
-fn decide(grants: &[Grant], domain: &str, purpose: Purpose, today: &str) -> Decision {
+/// The decision over one person's consents to one structure, on `today`
+/// (`YYYY-MM-DD`). The most specific reason wins: a covering consent that was
+/// withdrawn says more than "no consent". Identity's `CheckAccess` and every
+/// local projection call this one function.
+pub fn decide(grants: &[GrantView], domain: &str, purpose: Purpose, today: &str) -> Decision {
     if grants.is_empty() {
         return Decision::deny(Reason::NoConsent);
     }
-    let covering: Vec<&Grant> = grants
+    let covering: Vec<&GrantView> = grants
         .iter()
         .filter(|g| listed(&g.domains, domain) && listed(&g.purposes, purpose.code()))
         .collect();
@@ -313,8 +437,8 @@ async fn end(
 mod tests {
     use super::*;
 
-    fn grant(id: &str, domains: &str, purposes: &str, status: &str) -> Grant {
-        Grant {
+    fn grant(id: &str, domains: &str, purposes: &str, status: &str) -> GrantView {
+        GrantView {
             consent_id: id.into(),
             domains: domains.into(),
             purposes: purposes.into(),
@@ -366,5 +490,46 @@ mod tests {
             decide(&mixed, "mobilite", p, day).consent_id.as_deref(),
             Some("c2")
         );
+    }
+
+    #[test]
+    fn the_referentiel_has_eleven_domains_two_sensitive() {
+        assert_eq!(DOMAINS.len(), 11);
+        let sensitive: Vec<_> = DOMAINS
+            .iter()
+            .filter(|d| d.sensitive)
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(
+            sensitive,
+            ["sante", "difficultes-administratives-ou-juridiques"]
+        );
+        assert_eq!(default_domains().count(), 9);
+        assert!(domain("mobilite").is_some());
+        assert!(domain("mobilité").is_none());
+    }
+
+    #[test]
+    fn paris_days_follow_summer_time() {
+        use time::macros::datetime;
+        // Winter: UTC+1.
+        assert_eq!(
+            paris_date(datetime!(2026-01-10 23:30 UTC)).to_string(),
+            "2026-01-11"
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-01-10 22:59 UTC)).to_string(),
+            "2026-01-10"
+        );
+        // Summer: UTC+2 (from 29 March 2026 01:00 UTC to 25 October 2026 01:00 UTC).
+        assert_eq!(
+            paris_date(datetime!(2026-07-14 22:00 UTC)).to_string(),
+            "2026-07-15"
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-07-14 21:59 UTC)).to_string(),
+            "2026-07-14"
+        );
+        assert_eq!(today().len(), 10);
     }
 }

@@ -155,7 +155,10 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx, DbError> {
         let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
+            // IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that
+            // reads then writes would otherwise fail with SQLITE_BUSY (no
+            // wait) when another connection wrote in between.
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
         Ok(Tx {

@@ -1,0 +1,168 @@
+//! `/structures/{id}/members`: a structure's accounts. Adding a member creates
+//! the account (or gives an existing one the role) and answers its one-time
+//! invitation code.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use eva_proto::identity::v1 as pb;
+use eva_proto::identity::v1::member_service_client::MemberServiceClient;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{no_store, role_from_json, role_to_json, status_to_json};
+use crate::statistics::rfc3339;
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/structures/{id}/members", get(list).post(add))
+        .route("/structures/{id}/members/{user_id}", delete(remove))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberBody {
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// `counselor`, `structure_admin`, `partner`, `analyst`
+    pub role: String,
+}
+
+/// A member of a structure, with the roles held there.
+#[derive(Debug, Serialize)]
+pub struct MemberJson {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `invited`, `active`, `locked`, `disabled`
+    pub status: String,
+    pub roles: Vec<String>,
+    /// When the member got their first role here.
+    pub since: Option<String>,
+}
+
+/// An invitation as created: its code is shown this once.
+#[derive(Debug, Serialize)]
+pub struct InvitationJson {
+    pub invitation_id: String,
+    pub code: String,
+    pub structure_id: String,
+    pub role: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddedMember {
+    pub member: MemberJson,
+    pub invitation: InvitationJson,
+}
+
+impl From<pb::User> for MemberJson {
+    fn from(u: pb::User) -> Self {
+        let since = u
+            .memberships
+            .iter()
+            .filter_map(|m| m.since)
+            .min_by_key(|t| (t.seconds, t.nanos));
+        Self {
+            user_id: u.user_id,
+            email: u.email,
+            display_name: u.display_name,
+            status: status_to_json(u.status),
+            roles: u.memberships.iter().map(|m| role_to_json(m.role)).collect(),
+            since: since.as_ref().map(rfc3339),
+        }
+    }
+}
+
+fn client(state: &AppState) -> MemberServiceClient<tonic::transport::Channel> {
+    MemberServiceClient::new(state.upstreams.identity.clone())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<MemberJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListMembersRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            structure_id: id,
+        },
+    );
+    let r = client(&state).list_members(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.members.into_iter().map(Into::into).collect(),
+        next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+    }))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<AddMemberBody>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(body) = body?;
+    let role = role_from_json("role", &body.role)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::AddMemberRequest {
+            structure_id: id,
+            email: body.email,
+            display_name: body.display_name,
+            role: role as i32,
+        },
+    );
+    let r = client(&state).add_member(req).await?.into_inner();
+    let (Some(user), Some(inv)) = (r.user, r.invitation) else {
+        return Err(Problem::from(tonic::Status::internal("empty answer")));
+    };
+    Ok(no_store(
+        StatusCode::CREATED,
+        AddedMember {
+            member: user.into(),
+            invitation: InvitationJson {
+                invitation_id: inv.invitation_id,
+                code: inv.code,
+                structure_id: inv.structure_id,
+                role: role_to_json(inv.role),
+                expires_at: inv.expires_at.as_ref().map(rfc3339),
+            },
+        },
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let req = state.upstreams.request(
+        &headers,
+        pb::RemoveMemberRequest {
+            structure_id: id,
+            user_id,
+        },
+    );
+    client(&state).remove_member(req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

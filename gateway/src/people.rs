@@ -1,0 +1,262 @@
+//! `/people`: people supported, for the person themself and the structures
+//! that follow them. Identity decides who sees whom and logs every access.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use eva_proto::identity::v1 as pb;
+use eva_proto::identity::v1::person_service_client::PersonServiceClient;
+use serde::{Deserialize, Serialize};
+
+use crate::statistics::rfc3339;
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/people", get(list).post(create))
+        .route("/people/{id}", get(fetch).patch(update))
+}
+
+/// A person supported in the public API. Personal data: shown only to the
+/// person and to the structures following them.
+#[derive(Debug, Serialize)]
+pub struct PersonJson {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// `YYYY-MM-DD`.
+    pub birth_date: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Numéro de sécurité sociale, 15 characters.
+    pub nir: Option<String>,
+    pub commune_insee: String,
+    /// The person's own account, if they have one.
+    pub user_id: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// Which structure follows a person, since when.
+#[derive(Debug, Serialize)]
+pub struct AccompanimentJson {
+    pub id: String,
+    pub person_id: String,
+    pub structure_id: String,
+    pub referent_user_id: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub start_date: String,
+    /// `YYYY-MM-DD`; null while it goes on.
+    pub end_date: Option<String>,
+    /// `emploi_formation`, `reorientation`, `choix_de_la_personne`,
+    /// `sans_nouvelles`, `demenagement`, `autre`; null while it goes on.
+    pub end_reason: Option<String>,
+    pub created_at: Option<String>,
+}
+
+/// A new person with the accompaniment by the registering structure.
+#[derive(Debug, Serialize)]
+pub struct CreatedPerson {
+    #[serde(flatten)]
+    pub person: PersonJson,
+    pub accompaniment: Option<AccompanimentJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePerson {
+    /// The registering structure, which starts following the person.
+    pub structure_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub birth_date: String,
+    pub commune_insee: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub nir: Option<String>,
+    pub referent_user_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePerson {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub nir: Option<String>,
+    pub commune_insee: Option<String>,
+}
+
+/// `?structure_id=` (required) and an optional exact-match search: last
+/// name, first name and birth date together, or NIR, or e-mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub structure_id: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub birth_date: String,
+    #[serde(default)]
+    pub nir: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+impl From<pb::Person> for PersonJson {
+    fn from(p: pb::Person) -> Self {
+        Self {
+            id: p.person_id,
+            first_name: p.first_name,
+            last_name: p.last_name,
+            birth_date: p.birth_date,
+            email: non_empty(p.email),
+            phone: non_empty(p.phone),
+            nir: non_empty(p.nir),
+            commune_insee: p.commune_insee,
+            user_id: non_empty(p.user_id),
+            created_at: p.created_at.map(|t| rfc3339(&t)),
+            updated_at: p.updated_at.map(|t| rfc3339(&t)),
+        }
+    }
+}
+
+impl From<pb::Accompaniment> for AccompanimentJson {
+    fn from(a: pb::Accompaniment) -> Self {
+        let end_reason = pb::AccompanimentEndReason::try_from(a.end_reason)
+            .ok()
+            .filter(|r| *r != pb::AccompanimentEndReason::Unspecified)
+            .map(|r| {
+                r.as_str_name()
+                    .trim_start_matches("ACCOMPANIMENT_END_REASON_")
+                    .to_lowercase()
+            });
+        Self {
+            id: a.accompaniment_id,
+            person_id: a.person_id,
+            structure_id: a.structure_id,
+            referent_user_id: non_empty(a.referent_user_id),
+            start_date: a.start_date,
+            end_date: non_empty(a.end_date),
+            end_reason,
+            created_at: a.created_at.map(|t| rfc3339(&t)),
+        }
+    }
+}
+
+fn empty_answer() -> Problem {
+    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreatePerson>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedPerson>), Problem> {
+    let Json(body) = body?;
+    let mut client = PersonServiceClient::new(state.upstreams.identity.clone());
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreatePersonRequest {
+            structure_id: body.structure_id,
+            first_name: body.first_name,
+            last_name: body.last_name,
+            birth_date: body.birth_date,
+            email: body.email.unwrap_or_default(),
+            phone: body.phone.unwrap_or_default(),
+            nir: body.nir.unwrap_or_default(),
+            commune_insee: body.commune_insee,
+            referent_user_id: body.referent_user_id.unwrap_or_default(),
+        },
+    );
+    let r = client.create_person(req).await?.into_inner();
+    let person = r.person.ok_or_else(empty_answer)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedPerson {
+            person: person.into(),
+            accompaniment: r.accompaniment.map(Into::into),
+        }),
+    ))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<PersonJson>, Problem> {
+    let mut client = PersonServiceClient::new(state.upstreams.identity.clone());
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetPersonRequest { person_id: id });
+    let r = client.get_person(req).await?.into_inner();
+    Ok(Json(r.person.ok_or_else(empty_answer)?.into()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<UpdatePerson>, JsonRejection>,
+) -> Result<Json<PersonJson>, Problem> {
+    let Json(body) = body?;
+    let mut client = PersonServiceClient::new(state.upstreams.identity.clone());
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdatePersonRequest {
+            person_id: id,
+            first_name: body.first_name,
+            last_name: body.last_name,
+            birth_date: body.birth_date,
+            email: body.email,
+            phone: body.phone,
+            nir: body.nir,
+            commune_insee: body.commune_insee,
+        },
+    );
+    let r = client.update_person(req).await?.into_inner();
+    Ok(Json(r.person.ok_or_else(empty_answer)?.into()))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<PersonJson>>, Problem> {
+    let Query(q) = query?;
+    let mut client = PersonServiceClient::new(state.upstreams.identity.clone());
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListPeopleRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            structure_id: q.structure_id,
+            last_name: q.last_name,
+            first_name: q.first_name,
+            birth_date: q.birth_date,
+            nir: q.nir,
+            email: q.email,
+        },
+    );
+    let r = client.list_people(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.people.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
