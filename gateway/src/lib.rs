@@ -2,12 +2,14 @@
 //! the gRPC services; no business rules and no database. The caller's token
 //! and trace context travel with every call, and each service authorises.
 
+mod accompaniments;
 mod auth;
 mod consents;
 mod health;
 mod members;
 mod people;
 mod problem;
+mod rights;
 mod statistics;
 mod structures;
 mod upstream;
@@ -52,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .merge(members::routes())
         .merge(people::routes())
         .merge(consents::routes())
+        .merge(rights::routes())
+        .merge(accompaniments::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });

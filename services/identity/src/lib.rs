@@ -6,11 +6,15 @@
 //! (members of structures and operators: invitations, password login, sessions
 //! with rotating refresh tokens; see [`accounts`]).
 
+pub mod access_log;
+pub mod accompaniments;
 pub mod accounts;
 mod api;
 pub mod consent;
 pub mod keys;
 pub mod people;
+pub mod rights;
+pub mod sealing;
 pub mod store;
 pub mod structure;
 
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 use eva_platform::auth::{Claims, Role, TokenSigner, Verifier};
 use eva_platform::bus::streams;
+use eva_platform::consumer::Subscription;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Db, Shutdown};
@@ -102,9 +107,32 @@ pub async fn run(
             })
         }),
     );
+    let rights = rights::api::RightsApi::new(
+        ctx.db.clone(),
+        state.kek.clone(),
+        accounts.clone(),
+        rights::api::sources(&config)?,
+    );
+    ctx.spawn_consumer(
+        Subscription::new(streams::AUDIT, access_log::CONSUMER, &["eva.audit.>"]),
+        access_log::AccessLogProjection,
+    );
     let server = GrpcServer::new(SERVICE)
+        .add_service(access_log::api::server(ctx.db.clone(), accounts.clone()))
+        .add_service(rights.clone().rights_server())
+        .add_service(rights.person_data_server())
         .add_service(people::api::server(ctx.db.clone(), state.kek.clone()))
         .add_service(consent::api::server(ctx.db.clone(), state.kek.clone()))
+        .add_service(accompaniments::api::server(
+            ctx.db.clone(),
+            state.kek.clone(),
+        ))
+        .add_service(accompaniments::person_account::server(
+            ctx.db.clone(),
+            state.kek.clone(),
+            accounts.clone(),
+        ))
+        .add_service(sealing::api::server(ctx.db.clone(), state.kek.clone()))
         .add_service(StructureServiceServer::from_arc(state.clone()))
         .add_service(KeyServiceServer::from_arc(state))
         .add_service(SessionServiceServer::from_arc(accounts.clone()))

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod indicators;
+pub mod person_data;
 pub mod projection;
 pub mod store;
 
@@ -50,6 +51,7 @@ pub async fn run(
     );
     let server = GrpcServer::new(SERVICE)
         .add_service(IndicatorServiceServer::new(api::Api { store }))
+        .add_service(person_data::server())
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await
 }

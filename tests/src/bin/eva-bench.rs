@@ -10,7 +10,16 @@
 //! 2. End-to-end latency from the producer's commit to the projection's
 //!    apply, at a steady offered rate, with `Relay::run` and `consumer::run`
 //!    running as in a service.
+//! 3. Token verification per second per core: `auth::Verifier` (keys fetched
+//!    once) on one thread and on every core, against a raw Ed25519 verify of
+//!    the same signing input.
+//! 4. Consent check latency from the local projection (`Consents::check`)
+//!    over a filled projection, against a bare `SELECT 1` through the same pool.
+//! 5. Withdrawal → denial lag: outbox, relay, nats-server, `consumer::run`
+//!    into `Consents`; from the withdrawal's commit until `check` denies,
+//!    against the same pipeline's commit → allowed lag for a grant.
 //!
+//! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
 //! no timing; it exits non-zero only when events were lost or duplicated.
 
@@ -43,7 +52,7 @@ const WARMUP: usize = 200;
 /// How long the latency run may take to apply its last events.
 const SETTLE: Duration = Duration::from_secs(30);
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "eva-bench",
     about = "Outbox relay throughput vs raw JetStream publish, and commit-to-projection latency"
@@ -70,6 +79,42 @@ struct Args {
     /// Database of the outbox and the projection.
     #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
     db: Backend,
+    /// Sections to run, comma-separated; all when not given.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+    /// Length of each token-verification measurement, in seconds.
+    #[arg(long, default_value_t = 3)]
+    token_seconds: u32,
+    /// People in the consent projection; each has a grant to 3 structures.
+    #[arg(long, default_value_t = 10_000)]
+    consent_people: usize,
+    /// Random consent checks timed (and as many `SELECT 1`).
+    #[arg(long, default_value_t = 20_000)]
+    checks: usize,
+    /// Consents granted, then withdrawn, in the withdrawal-lag run.
+    #[arg(long, default_value_t = 1_000)]
+    withdrawals: usize,
+}
+
+/// A part of the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// Outbox relay vs raw JetStream publish.
+    Throughput,
+    /// Commit → projection latency at a steady rate.
+    Latency,
+    /// Token verification per second per core.
+    Tokens,
+    /// Consent check latency from the local projection.
+    Consent,
+    /// Consent withdrawal commit → denial lag.
+    Withdrawal,
+}
+
+impl Args {
+    fn wants(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,8 +134,23 @@ impl Backend {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if [args.messages, args.batch, args.per_tx, args.rounds].contains(&0) || args.rate == 0 {
-        bail!("--messages, --batch, --per-tx, --rounds and --rate must be at least 1");
+    if [
+        args.messages,
+        args.batch,
+        args.per_tx,
+        args.rounds,
+        args.consent_people,
+        args.checks,
+        args.withdrawals,
+    ]
+    .contains(&0)
+        || args.rate == 0
+        || args.token_seconds == 0
+    {
+        bail!(
+            "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
+             --checks and --withdrawals must be at least 1"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,9 +170,91 @@ async fn run(args: Args) -> Result<()> {
     );
     let dbs = Databases::new(args.db).await?;
     let mut problems = Vec::new();
+    let mut summary: Vec<Box<dyn Fn()>> = Vec::new();
+
+    if args.wants(Section::Throughput) {
+        let t = throughput(&dbs, &args, &mut problems).await?;
+        let a = args.clone();
+        summary.push(Box::new(move || print_throughput(&t, &a)));
+    }
+    if args.wants(Section::Latency) {
+        let n = (args.rate as usize) * (args.seconds as usize);
+        println!(
+            "\n[latency] {n} events at {}/s, one per transaction, relay + consumer running",
+            args.rate
+        );
+
+        let latency = latency(&dbs, &args, n).await?;
+        problems.extend(latency.problems.iter().cloned());
+        let a = args.clone();
+        summary.push(Box::new(move || print_latency(&latency, &a, n)));
+    }
+
+    if args.wants(Section::Tokens) {
+        let threads = workers;
+        let secs = args.token_seconds;
+        println!(
+            "\n[tokens] auth::Verifier vs raw Ed25519 verify, {secs} s each, 1 thread then {threads}"
+        );
+        let t = tokio::task::spawn_blocking(move || tokens(secs, threads)).await??;
+        summary.push(Box::new(move || print_tokens(&t)));
+    }
+    if args.wants(Section::Consent) {
+        println!(
+            "\n[consent] Consents::check over {} people x 3 structures, {} random checks",
+            args.consent_people, args.checks
+        );
+        let c = consent_checks(&dbs, &args).await?;
+        summary.push(Box::new(move || print_consent(&c)));
+    }
+    if args.wants(Section::Withdrawal) {
+        println!(
+            "\n[withdrawal] {} consents granted then withdrawn through outbox, relay, NATS, consumer",
+            args.withdrawals
+        );
+        let w = withdrawal_lag(&dbs, &args).await?;
+        summary.push(Box::new(move || print_withdrawal(&w)));
+    }
 
     println!(
-        "\n[1/2] throughput: {} messages, batch/window {}, {} rounds (fresh nats-server each)",
+        "\n== summary (throughput: median of {} rounds) ==",
+        args.rounds
+    );
+    println!("{:<46} {:>14} {:>12}", "measure", "value", "target");
+    for print in &summary {
+        print();
+    }
+    println!("\ncommand: {command}");
+    println!("(via the repository: bash scripts/bench.sh [flags])");
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("eva-bench: FAILED: {p}");
+        }
+        bail!("{} problem(s): events lost or duplicated", problems.len())
+    }
+}
+
+/// Medians of the throughput comparison.
+struct Throughput {
+    raw_rate: f64,
+    lockstep_rate: f64,
+    relay_rate: f64,
+    write_rate: f64,
+    sql_rate: f64,
+    ratio: f64,
+    worst: f64,
+}
+
+async fn throughput(
+    dbs: &Databases,
+    args: &Args,
+    problems: &mut Vec<String>,
+) -> Result<Throughput> {
+    println!(
+        "\n[throughput] {} messages, batch/window {}, {} rounds (fresh nats-server each)",
         args.messages, args.batch, args.rounds
     );
     let events: Vec<Event> = (0..args.messages)
@@ -124,10 +266,10 @@ async fn run(args: Args) -> Result<()> {
         let (raw, lockstep, relayed) = if r % 2 == 0 {
             let raw = raw_publish(&events, args.batch, false).await?;
             let lockstep = raw_publish(&events, args.batch, true).await?;
-            let relayed = relay_drain(&dbs, r, &events, args.batch, args.per_tx).await?;
+            let relayed = relay_drain(dbs, r, &events, args.batch, args.per_tx).await?;
             (raw, lockstep, relayed)
         } else {
-            let relayed = relay_drain(&dbs, r, &events, args.batch, args.per_tx).await?;
+            let relayed = relay_drain(dbs, r, &events, args.batch, args.per_tx).await?;
             let lockstep = raw_publish(&events, args.batch, true).await?;
             let raw = raw_publish(&events, args.batch, false).await?;
             (raw, lockstep, relayed)
@@ -160,19 +302,27 @@ async fn run(args: Args) -> Result<()> {
     let ratio = median(ratios.iter().copied());
     let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
 
-    let n = (args.rate as usize) * (args.seconds as usize);
-    println!(
-        "\n[2/2] latency: {n} events at {}/s, one per transaction, relay + consumer running",
-        args.rate
-    );
-    let latency = latency(&dbs, &args, n).await?;
-    problems.extend(latency.problems.iter().cloned());
+    Ok(Throughput {
+        raw_rate,
+        lockstep_rate,
+        relay_rate,
+        write_rate,
+        sql_rate,
+        ratio,
+        worst,
+    })
+}
 
-    println!(
-        "\n== summary (throughput: median of {} rounds) ==",
-        args.rounds
-    );
-    println!("{:<46} {:>14} {:>12}", "measure", "value", "target");
+fn print_throughput(t: &Throughput, args: &Args) {
+    let Throughput {
+        raw_rate,
+        lockstep_rate,
+        relay_rate,
+        write_rate,
+        sql_rate,
+        ratio,
+        worst,
+    } = *t;
     row(
         "raw JetStream publish (msg/s)",
         &format!("{raw_rate:.0}"),
@@ -203,6 +353,9 @@ async fn run(args: Args) -> Result<()> {
         &format!("{sql_rate:.0}"),
         "",
     );
+}
+
+fn print_latency(latency: &Latency, args: &Args, n: usize) {
     row(
         "latency: offered / achieved (events/s)",
         &format!("{} / {:.0}", args.rate, latency.achieved),
@@ -232,17 +385,6 @@ async fn run(args: Args) -> Result<()> {
         &format!("{} / {}", ms(latency.commit.p50), ms(latency.commit.p99)),
         "",
     );
-    println!("\ncommand: {command}");
-    println!("(via the repository: bash scripts/bench.sh [flags])");
-
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        for p in &problems {
-            eprintln!("eva-bench: FAILED: {p}");
-        }
-        bail!("{} problem(s): events lost or duplicated", problems.len())
-    }
 }
 
 fn row(name: &str, value: &str, target: &str) {
@@ -811,4 +953,635 @@ async fn latency(dbs: &Databases, args: &Args, n: usize) -> Result<Latency> {
     producer_db.close().await;
     consumer_db.close().await;
     Ok(result)
+}
+
+// ---------------------------------------------------------------------------
+// Token verification per second per core
+// ---------------------------------------------------------------------------
+
+struct TokenFigures {
+    threads: usize,
+    token_len: usize,
+    verifier_one: f64,
+    raw_one: f64,
+    verifier_all: f64,
+    raw_all: f64,
+}
+
+/// Runs `work` (one verification, `false` on failure) on `threads` threads
+/// for `seconds`; the total rate, verifications per second.
+fn rate_on_threads(
+    threads: usize,
+    seconds: u32,
+    work: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<f64> {
+    let run_for = Duration::from_secs(u64::from(seconds));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let work = work.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut count = 0u64;
+                let mut failed = 0u64;
+                while started.elapsed() < run_for {
+                    for _ in 0..64 {
+                        if work() {
+                            count += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                }
+                (count, failed, started.elapsed())
+            })
+        })
+        .collect();
+    let mut total = 0.0;
+    for h in handles {
+        let (count, failed, elapsed) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a verification thread panicked"))?;
+        if failed > 0 {
+            bail!("{failed} verifications failed");
+        }
+        total += count as f64 / elapsed.as_secs_f64().max(1e-9);
+    }
+    Ok(total)
+}
+
+/// A counselor's access token as identity issues it, verified by
+/// `auth::Verifier` (keys fetched once, then cached) and, as the baseline,
+/// by a bare Ed25519 verify of the same signing input and signature.
+fn tokens(seconds: u32, threads: usize) -> Result<TokenFigures> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use eva_platform::auth::{Role, TokenSigner, Verifier};
+
+    let config = eva_platform::Config::default();
+    let (issuer, audience) = (config.auth.issuer.clone(), config.auth.audience.clone());
+    let signer = TokenSigner::generate();
+    let claims = TokenSigner::claims(
+        &issuer,
+        &audience,
+        &uuid::Uuid::now_v7().to_string(),
+        vec![Role::Counselor],
+        vec![
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        ],
+        Duration::from_secs(900),
+    );
+    let token = signer.sign(&claims);
+    let jwk = signer.jwk();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let verifier = {
+        let (jwk, fetches) = (jwk.clone(), fetches.clone());
+        Verifier::new(
+            &issuer,
+            &audience,
+            Arc::new(move || {
+                fetches.fetch_add(1, Ordering::Relaxed);
+                let jwk = jwk.clone();
+                Box::pin(async move { Ok(vec![jwk]) })
+            }),
+        )
+    };
+    futures::executor::block_on(verifier.verify(&token)).context("first verification")?;
+
+    let (input, sig) = token.rsplit_once('.').context("token has a signature")?;
+    let sig = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig)?)?;
+    let x: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(&jwk.x)?
+        .as_slice()
+        .try_into()
+        .context("32-byte key")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&x)?;
+    let input = input.as_bytes().to_vec();
+
+    let through_verifier: Arc<dyn Fn() -> bool + Send + Sync> = {
+        let (verifier, token) = (verifier.clone(), token.clone());
+        Arc::new(move || futures::executor::block_on(verifier.verify(&token)).is_ok())
+    };
+    let raw: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        use ed25519_dalek::Verifier as _;
+        key.verify(&input, &sig).is_ok()
+    });
+    let verifier_one = rate_on_threads(1, seconds, through_verifier.clone())?;
+    let raw_one = rate_on_threads(1, seconds, raw.clone())?;
+    let verifier_all = rate_on_threads(threads, seconds, through_verifier)?;
+    let raw_all = rate_on_threads(threads, seconds, raw)?;
+    if fetches.load(Ordering::Relaxed) != 1 {
+        bail!("the verifier fetched its keys more than once");
+    }
+    println!(
+        "  token of {} bytes; 1 thread: verifier {verifier_one:.0}/s, raw Ed25519 {raw_one:.0}/s; \
+         {threads} threads: verifier {verifier_all:.0}/s, raw {raw_all:.0}/s",
+        token.len()
+    );
+    Ok(TokenFigures {
+        threads,
+        token_len: token.len(),
+        verifier_one,
+        raw_one,
+        verifier_all,
+        raw_all,
+    })
+}
+
+fn print_tokens(t: &TokenFigures) {
+    row(
+        &format!("token verify, 1 thread ({} B token) (/s)", t.token_len),
+        &format!("{:.0}", t.verifier_one),
+        "",
+    );
+    row(
+        "raw Ed25519 verify, 1 thread (/s)",
+        &format!("{:.0}", t.raw_one),
+        "",
+    );
+    row(
+        "verifier / raw Ed25519, 1 thread",
+        &format!("{:.2}x", t.verifier_one / t.raw_one.max(1e-9)),
+        "",
+    );
+    row(
+        &format!("token verify, {} threads, total (/s)", t.threads),
+        &format!("{:.0}", t.verifier_all),
+        "",
+    );
+    row(
+        "token verify per core (/s)",
+        &format!("{:.0}", t.verifier_all / t.threads as f64),
+        "",
+    );
+    row(
+        &format!("raw Ed25519, {} threads, total (/s)", t.threads),
+        &format!("{:.0}", t.raw_all),
+        "",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Consent check latency from the local projection
+// ---------------------------------------------------------------------------
+
+/// A small deterministic generator (xorshift64*): the same lookups each run.
+struct Lookups(u64);
+
+impl Lookups {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// An event as the consumer would hand it to the projection.
+fn envelope(subject: &str, aggregate: &str, message: &impl prost::Message) -> Envelope {
+    Envelope {
+        id: uuid::Uuid::now_v7(),
+        nats_subject: subject.to_owned(),
+        event_type: subject.to_owned(),
+        source: "/eva/identity".into(),
+        aggregate_id: Some(aggregate.to_owned()),
+        time: time::OffsetDateTime::now_utc(),
+        payload: message.encode_to_vec().into(),
+        stream_sequence: 0,
+        delivered: 1,
+    }
+}
+
+fn granted(
+    consent_id: &str,
+    person_id: &str,
+    structure_id: &str,
+    purposes: &[eva_proto::identity::v1::ConsentPurpose],
+) -> eva_proto::identity::v1::ConsentGranted {
+    eva_proto::identity::v1::ConsentGranted {
+        consent_id: consent_id.to_owned(),
+        person_id: person_id.to_owned(),
+        grantee_structure_id: structure_id.to_owned(),
+        domains: eva_platform::consent::default_domains()
+            .map(|d| d.id.to_owned())
+            .collect(),
+        purposes: purposes.iter().map(|p| *p as i32).collect(),
+        valid_from: "2026-01-01".into(),
+        valid_until: "2099-12-31".into(),
+        granted_at: None,
+    }
+}
+
+struct ConsentFigures {
+    grants: usize,
+    fill: Timed,
+    check_seq: Spread,
+    check_seq_rate: f64,
+    check_par_rate: f64,
+    select_seq: Spread,
+    select_seq_rate: f64,
+    select_par_rate: f64,
+    allowed_share: f64,
+}
+
+/// Times `n` sequential calls of `one`; their spread and rate.
+async fn timed_calls<F, Fut>(n: usize, mut one: F) -> Result<(Spread, f64)>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut samples = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        one(i).await?;
+        samples.push(t.elapsed());
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok((spread(samples), rate))
+}
+
+async fn select_one(db: &Db) -> Result<()> {
+    let mut h = db.acquire().await?;
+    let _: (i64,) =
+        on_backend!(h.conn(), c => sqlx::query_as("SELECT 1").fetch_one(&mut *c).await)?;
+    Ok(())
+}
+
+async fn consent_checks(dbs: &Databases, args: &Args) -> Result<ConsentFigures> {
+    use eva_platform::consent::{Consents, DOMAINS, Purpose, today};
+    use eva_proto::identity::v1::{ConsentPurpose, ConsentWithdrawn};
+
+    let db = dbs.open("consents").await?;
+    let consents = Consents::new(db.clone());
+    let structures: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let people: Vec<String> = (0..args.consent_people)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    // Structure 0 for accompaniment, 1 for orientation, 2 for both; one
+    // person in 10 withdrew the consent to structure 0.
+    let purposes: [&[ConsentPurpose]; 3] = [
+        &[ConsentPurpose::Accompagnement],
+        &[ConsentPurpose::Orientation],
+        &[ConsentPurpose::Accompagnement, ConsentPurpose::Orientation],
+    ];
+    let started = Instant::now();
+    let mut grants = 0usize;
+    for (chunk_no, chunk) in people.chunks(500).enumerate() {
+        let mut tx = db.begin().await?;
+        for (i, person) in chunk.iter().enumerate() {
+            for (s, structure) in structures.iter().enumerate() {
+                let consent_id = uuid::Uuid::now_v7().to_string();
+                let g = granted(&consent_id, person, structure, purposes[s]);
+                let e = envelope("eva.consent.grant.granted", &consent_id, &g);
+                consents.apply(&mut tx, &e).await?;
+                grants += 1;
+                if s == 0 && (chunk_no * 500 + i) % 10 == 0 {
+                    let w = ConsentWithdrawn {
+                        consent_id: consent_id.clone(),
+                        person_id: person.clone(),
+                        grantee_structure_id: structure.clone(),
+                        withdrawn_at: None,
+                    };
+                    let e = envelope("eva.consent.grant.withdrawn", &consent_id, &w);
+                    consents.apply(&mut tx, &e).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    let fill = Timed {
+        count: grants,
+        elapsed: started.elapsed(),
+    };
+    println!(
+        "  filled {grants} grants in {:.2} s ({:.0} grants/s, through Projection::apply, 500 people a transaction)",
+        fill.elapsed.as_secs_f64(),
+        fill.rate()
+    );
+
+    let day = today();
+    // A fourth structure nobody consented to: the "no consent" path too.
+    let mut grantees = structures.clone();
+    grantees.push(uuid::Uuid::now_v7().to_string());
+    let lookups: Vec<(usize, usize, usize, Purpose)> = {
+        let mut rng = Lookups(0x9e37_79b9_7f4a_7c15);
+        (0..args.checks)
+            .map(|_| {
+                let purpose = if rng.pick(2) == 0 {
+                    Purpose::Accompagnement
+                } else {
+                    Purpose::Orientation
+                };
+                (
+                    rng.pick(people.len()),
+                    rng.pick(grantees.len()),
+                    rng.pick(DOMAINS.len()),
+                    purpose,
+                )
+            })
+            .collect()
+    };
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let check = |i: usize| {
+        let (p, s, d, purpose) = lookups[i % lookups.len()];
+        let (consents, people, grantees, day, allowed) =
+            (&consents, &people, &grantees, &day, allowed.clone());
+        async move {
+            let decision = consents
+                .check(&grantees[s], &people[p], DOMAINS[d].id, purpose, day)
+                .await?;
+            if decision.allowed {
+                allowed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+    };
+    // Warm-up: every pooled connection open, pages in cache.
+    for i in 0..1_000 {
+        check(i).await?;
+        select_one(&db).await?;
+    }
+    allowed.store(0, Ordering::Relaxed);
+    let (check_seq, check_seq_rate) = timed_calls(args.checks, check).await?;
+    let allowed_share = allowed.load(Ordering::Relaxed) as f64 / args.checks as f64;
+    let (select_seq, select_seq_rate) = timed_calls(args.checks, |_| select_one(&db)).await?;
+
+    // Many callers at once, as a busy service: one task per pooled connection.
+    let tasks = POOL as usize;
+    let per_task = args.checks.div_ceil(tasks);
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for t in 0..tasks {
+        let (consents, people, grantees, day, lookups) = (
+            consents.clone(),
+            people.clone(),
+            grantees.clone(),
+            day.clone(),
+            lookups.clone(),
+        );
+        running.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                let (p, s, d, purpose) = lookups[(t * per_task + i) % lookups.len()];
+                consents
+                    .check(&grantees[s], &people[p], DOMAINS[d].id, purpose, &day)
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for r in running {
+        r.await??;
+    }
+    let check_par_rate = (tasks * per_task) as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for _ in 0..tasks {
+        let db = db.clone();
+        running.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                select_one(&db).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for r in running {
+        r.await??;
+    }
+    let select_par_rate = (tasks * per_task) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  check: p50 {:.1} p99 {:.1} max {:.1} µs, {check_seq_rate:.0}/s sequential, {check_par_rate:.0}/s with {tasks} tasks ({:.0} % allowed)",
+        us(check_seq.p50),
+        us(check_seq.p99),
+        us(check_seq.max),
+        allowed_share * 100.0
+    );
+    println!(
+        "  SELECT 1: p50 {:.1} p99 {:.1} max {:.1} µs, {select_seq_rate:.0}/s sequential, {select_par_rate:.0}/s with {tasks} tasks",
+        us(select_seq.p50),
+        us(select_seq.p99),
+        us(select_seq.max)
+    );
+    db.close().await;
+    Ok(ConsentFigures {
+        grants,
+        fill,
+        check_seq,
+        check_seq_rate,
+        check_par_rate,
+        select_seq,
+        select_seq_rate,
+        select_par_rate,
+        allowed_share,
+    })
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn print_consent(c: &ConsentFigures) {
+    row(
+        &format!("consent projection fill, {} grants (/s)", c.grants),
+        &format!("{:.0}", c.fill.rate()),
+        "",
+    );
+    row(
+        "consent check p50 / p99 (µs)",
+        &format!("{:.0} / {:.0}", us(c.check_seq.p50), us(c.check_seq.p99)),
+        "",
+    );
+    row(
+        "consent checks/s: sequential / 8 tasks",
+        &format!("{:.0} / {:.0}", c.check_seq_rate, c.check_par_rate),
+        "",
+    );
+    row(
+        "baseline SELECT 1 p50 / p99 (µs)",
+        &format!("{:.0} / {:.0}", us(c.select_seq.p50), us(c.select_seq.p99)),
+        "",
+    );
+    row(
+        "baseline SELECT 1/s: sequential / 8 tasks",
+        &format!("{:.0} / {:.0}", c.select_seq_rate, c.select_par_rate),
+        "",
+    );
+    row(
+        "consent checks allowed (share)",
+        &format!("{:.0} %", c.allowed_share * 100.0),
+        "",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Withdrawal commit → denial lag
+// ---------------------------------------------------------------------------
+
+struct WithdrawalFigures {
+    withdrawal: Spread,
+    grant: Spread,
+    polls_per_denial: f64,
+}
+
+/// Polls `check` until `done` holds, a short pause between polls; returns
+/// when it did, and after how many checks.
+async fn poll_until(
+    consents: &eva_platform::consent::Consents,
+    structure: &str,
+    person: &str,
+    day: &str,
+    done: impl Fn(&eva_platform::consent::Decision) -> bool,
+) -> Result<(Instant, usize)> {
+    use eva_platform::consent::Purpose;
+    let deadline = Instant::now() + SETTLE;
+    let mut polls = 0usize;
+    loop {
+        let d = consents
+            .check(structure, person, "mobilite", Purpose::Orientation, day)
+            .await?;
+        polls += 1;
+        if done(&d) {
+            return Ok((Instant::now(), polls));
+        }
+        if Instant::now() > deadline {
+            bail!("the projection did not reach the expected decision: {d:?}");
+        }
+        // tokio's timer has a 1 ms grain: pause 200 µs on a blocking thread.
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_micros(200))).await?;
+    }
+}
+
+async fn commit_event(
+    db: &Db,
+    subject: &str,
+    aggregate: &str,
+    msg: &impl prost::Message,
+) -> Result<Instant> {
+    let mut tx = db.begin().await?;
+    outbox::enqueue(
+        &mut tx,
+        &Event::new("identity", subject, Some(aggregate.to_owned()), msg),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Instant::now())
+}
+
+async fn withdrawal_lag(dbs: &Databases, args: &Args) -> Result<WithdrawalFigures> {
+    use eva_platform::bus::streams;
+    use eva_platform::consent::{self, Consents, Reason};
+    use eva_proto::identity::v1::{ConsentPurpose, ConsentWithdrawn};
+
+    let nats = NatsServer::start().await?;
+    let producer_bus = Bus::connect(&BusConfig::default(), &nats.url(), "bench-identity").await?;
+    for s in [streams::CONSENT, streams::IDENTITY] {
+        producer_bus.ensure_stream(&s).await?;
+    }
+    let consumer_bus = Bus::connect(&BusConfig::default(), &nats.url(), "bench-service").await?;
+    // Identity's database holds the outbox; the service's the projection.
+    let identity_db = dbs.open("identity").await?;
+    let service_db = dbs.open("service").await?;
+    let consents = Consents::new(service_db.clone());
+    let shutdown = Shutdown::new();
+    let poll = Duration::from_millis(BusConfig::default().outbox_poll_ms);
+    let mut tasks = Vec::new();
+    let relay = Relay::new(identity_db.clone(), producer_bus, args.batch, poll);
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    for sub in consent::subscriptions("bench") {
+        let (bus, db, c, sd) = (
+            consumer_bus.clone(),
+            service_db.clone(),
+            consents.clone(),
+            shutdown.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _ = consumer::run(bus, db, sub, c, sd).await;
+        }));
+    }
+    let structure = uuid::Uuid::now_v7().to_string();
+    let day = consent::today();
+    let orientation = [ConsentPurpose::Orientation];
+
+    let mut grant_lags = Vec::with_capacity(args.withdrawals);
+    let mut withdrawal_lags = Vec::with_capacity(args.withdrawals);
+    let mut polls = 0usize;
+    let warmup = 20;
+    for i in 0..warmup + args.withdrawals {
+        let person = uuid::Uuid::now_v7().to_string();
+        let consent_id = uuid::Uuid::now_v7().to_string();
+        let g = granted(&consent_id, &person, &structure, &orientation);
+        let committed =
+            commit_event(&identity_db, "eva.consent.grant.granted", &consent_id, &g).await?;
+        let (allowed_at, _) =
+            poll_until(&consents, &structure, &person, &day, |d| d.allowed).await?;
+        let w = ConsentWithdrawn {
+            consent_id: consent_id.clone(),
+            person_id: person.clone(),
+            grantee_structure_id: structure.clone(),
+            withdrawn_at: None,
+        };
+        let withdrawn =
+            commit_event(&identity_db, "eva.consent.grant.withdrawn", &consent_id, &w).await?;
+        let (denied_at, n) = poll_until(&consents, &structure, &person, &day, |d| {
+            d.reason == Reason::ConsentWithdrawn
+        })
+        .await?;
+        if i >= warmup {
+            grant_lags.push(allowed_at - committed);
+            withdrawal_lags.push(denied_at - withdrawn);
+            polls += n;
+        }
+    }
+    shutdown.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    identity_db.close().await;
+    service_db.close().await;
+    let figures = WithdrawalFigures {
+        withdrawal: spread(withdrawal_lags),
+        grant: spread(grant_lags),
+        polls_per_denial: polls as f64 / args.withdrawals as f64,
+    };
+    let (w, g) = (&figures.withdrawal, &figures.grant);
+    println!(
+        "  withdrawal commit → denied: p50 {} p90 {} p99 {} max {} ms ({:.1} checks per denial)",
+        ms(w.p50),
+        ms(w.p90),
+        ms(w.p99),
+        ms(w.max),
+        figures.polls_per_denial
+    );
+    println!(
+        "  grant commit → allowed (baseline): p50 {} p90 {} p99 {} max {} ms",
+        ms(g.p50),
+        ms(g.p90),
+        ms(g.p99),
+        ms(g.max)
+    );
+    Ok(figures)
+}
+
+fn print_withdrawal(f: &WithdrawalFigures) {
+    let (w, g) = (&f.withdrawal, &f.grant);
+    row(
+        "withdrawal → denial p50 / p90 (ms)",
+        &format!("{} / {}", ms(w.p50), ms(w.p90)),
+        "",
+    );
+    row(
+        "withdrawal → denial p99 / max (ms)",
+        &format!("{} / {}", ms(w.p99), ms(w.max)),
+        "",
+    );
+    row(
+        "baseline grant → allowed p50 / p99 (ms)",
+        &format!("{} / {}", ms(g.p50), ms(g.p99)),
+        "",
+    );
 }

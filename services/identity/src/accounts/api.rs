@@ -102,7 +102,7 @@ fn required(field_name: &'static str, value: &str) -> Result<(), Status> {
 }
 
 impl Accounts {
-    pub(super) fn invitation(
+    pub(crate) fn invitation(
         &self,
         row: &InvitationRow,
         email: String,
@@ -110,7 +110,11 @@ impl Accounts {
     ) -> pb::Invitation {
         pb::Invitation {
             invitation_id: row.invitation_id.clone(),
-            kind: pb::InvitationKind::Member as i32,
+            kind: if row.role == Role::Person.as_str() {
+                pb::InvitationKind::Person
+            } else {
+                pb::InvitationKind::Member
+            } as i32,
             structure_id: row.structure_id.clone(),
             role: Role::parse(&row.role).map_or(pb::Role::Unspecified, role_to_pb) as i32,
             person_id: String::new(),
@@ -256,7 +260,13 @@ impl pb::session_service_server::SessionService for Accounts {
             ..user
         };
         Ok(Response::new(pb::LoginResponse {
-            session: Some(self.session(&user_row.user_id, &memberships, token, &refresh)),
+            session: Some(self.session(
+                &user_row.user_id,
+                user_row.person_id.as_deref(),
+                &memberships,
+                token,
+                &refresh,
+            )),
             user: Some(self.user(&user_row, &memberships)?),
         }))
     }
@@ -335,7 +345,13 @@ impl pb::session_service_server::SessionService for Accounts {
             .map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         Ok(Response::new(pb::RefreshSessionResponse {
-            session: Some(self.session(&user.user_id, &memberships, token, &refresh)),
+            session: Some(self.session(
+                &user.user_id,
+                user.person_id.as_deref(),
+                &memberships,
+                token,
+                &refresh,
+            )),
             user: Some(self.user(&user, &memberships)?),
         }))
     }
@@ -431,8 +447,10 @@ impl pb::session_service_server::SessionService for Accounts {
                 .unwrap_or_default()
         };
         let email = self.open(&user.user_id, "email", &user.email_sealed)?;
+        let mut invitation = self.invitation(&inv, email, String::new());
+        invitation.person_id = user.person_id.clone().unwrap_or_default();
         Ok(Response::new(pb::GetInvitationResponse {
-            invitation: Some(self.invitation(&inv, email, String::new())),
+            invitation: Some(invitation),
             structure_name,
             password_required: user.status != "active",
         }))
@@ -532,7 +550,13 @@ impl pb::session_service_server::SessionService for Accounts {
         tx.commit().await.map_err(internal)?;
         tracing::info!(user_id = %user.user_id, invitation_id = %inv.invitation_id, "invitation accepted");
         Ok(Response::new(pb::AcceptInvitationResponse {
-            session: Some(self.session(&user.user_id, &memberships, token, &refresh)),
+            session: Some(self.session(
+                &user.user_id,
+                user.person_id.as_deref(),
+                &memberships,
+                token,
+                &refresh,
+            )),
             user: Some(self.user(&user, &memberships)?),
         }))
     }

@@ -100,7 +100,7 @@ impl Accounts {
             email: self.open(&row.user_id, "email", &row.email_sealed)?,
             display_name: self.open(&row.user_id, "display_name", &row.display_name_sealed)?,
             memberships: memberships.iter().map(membership).collect(),
-            person_id: String::new(),
+            person_id: row.person_id.clone().unwrap_or_default(),
             status: status(row, now_us()) as i32,
             created_at: Some(to_timestamp(row.created_at_us)),
         })

@@ -62,10 +62,16 @@ pub fn refused() -> Status {
 }
 
 impl Accounts {
-    /// A signed access token for the account, and its lifetime.
-    pub fn access_token(&self, user_id: &str, memberships: &[MembershipRow]) -> (String, i64) {
+    /// A signed access token for the account, and its lifetime; a person's
+    /// own account carries its `person_id`.
+    pub fn access_token(
+        &self,
+        user_id: &str,
+        person_id: Option<&str>,
+        memberships: &[MembershipRow],
+    ) -> (String, i64) {
         let (roles, structures) = claims_of(memberships);
-        let claims = TokenSigner::claims(
+        let mut claims = TokenSigner::claims(
             &self.issuer,
             &self.audience,
             user_id,
@@ -73,6 +79,7 @@ impl Accounts {
             structures,
             self.access_ttl,
         );
+        claims.person_id = person_id.map(str::to_owned);
         (self.signer.sign(&claims), claims.exp)
     }
 
@@ -104,11 +111,12 @@ impl Accounts {
     pub fn session(
         &self,
         user_id: &str,
+        person_id: Option<&str>,
         memberships: &[MembershipRow],
         refresh_token: String,
         refresh: &RefreshRow,
     ) -> pb::Session {
-        let (access_token, exp) = self.access_token(user_id, memberships);
+        let (access_token, exp) = self.access_token(user_id, person_id, memberships);
         pb::Session {
             access_token,
             access_token_expires_at: Some(prost_types::Timestamp {

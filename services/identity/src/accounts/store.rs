@@ -19,6 +19,8 @@ pub struct UserRow {
     pub failed_logins: i32,
     pub locked_until_us: Option<i64>,
     pub created_at_us: i64,
+    /// For a `person` account: the person it belongs to.
+    pub person_id: Option<String>,
 }
 
 /// A new account, sealed.
@@ -68,7 +70,7 @@ pub struct RefreshRow {
 }
 
 const USER_COLUMNS: &str = "user_id, email_sealed, display_name_sealed, password_hash, status, \
-     failed_logins, locked_until_us, created_at_us";
+     failed_logins, locked_until_us, created_at_us, person_id";
 
 impl Store {
     pub async fn user_by_email(
@@ -115,6 +117,37 @@ impl Store {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(n == 1)
+    }
+
+    /// The account of a person supported, if they have one.
+    pub async fn user_by_person(
+        &self,
+        conn: Conn<'_>,
+        person_id: &str,
+    ) -> Result<Option<UserRow>, DbError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE person_id = $1");
+        Ok(
+            on_backend!(conn, c => sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(person_id)
+            .fetch_optional(&mut *c)
+            .await)?,
+        )
+    }
+
+    /// Links an account to the person it belongs to.
+    pub async fn set_user_person(
+        &self,
+        conn: Conn<'_>,
+        user_id: &str,
+        person_id: &str,
+    ) -> Result<(), DbError> {
+        on_backend!(conn, c => sqlx::query("UPDATE users SET person_id = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(person_id)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// A disabled account invited again: it sets a new password.

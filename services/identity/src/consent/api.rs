@@ -379,17 +379,25 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
                 "finalité inconnue : accompagnement, orientation ou statistiques / unknown purpose",
             )
         })?;
-        let grants = {
+        let (erased, grants) = {
             let mut h = self.db.acquire().await.map_err(internal)?;
-            self.store
+            let erased = crate::access_log::is_erased(h.conn(), &r.person_id)
+                .await
+                .map_err(internal)?;
+            let grants = self
+                .store
                 .grants(h.conn(), &r.person_id, &r.structure_id)
                 .await
-                .map_err(internal)?
+                .map_err(internal)?;
+            (erased, grants)
         };
-        // An unknown person has no consent: denied `no_consent`. Erasure
-        // deletes the person's consents; `Reason::PersonErased` is there for
-        // it to answer once erased people are recorded.
-        let decision = consent::decide(&grants, domain.id, purpose, &today());
+        // An unknown person has no consent: denied `no_consent`; an erased
+        // one (tombstone in `erased_people`) is denied `person_erased`.
+        let decision = if erased {
+            consent::Decision::deny(consent::Reason::PersonErased)
+        } else {
+            consent::decide(&grants, domain.id, purpose, &today())
+        };
         Ok(Response::new(pb::CheckAccessResponse {
             allowed: decision.allowed,
             reason: reason_to_proto(decision.reason) as i32,

@@ -170,6 +170,7 @@ impl From<AccompanimentRow> for pb::Accompaniment {
             end_reason: end_reason_from_code(a.end_reason.as_deref().unwrap_or_default()) as i32,
             referral_id: a.referral_id,
             created_at: Some(eva_platform::db::to_timestamp(a.created_at_us)),
+            structure_name: String::new(),
         }
     }
 }
@@ -185,8 +186,9 @@ pub struct Search {
 const PERSON_COLUMNS: &str = "person_id, wrapped_key, first_name, last_name, birth_date, email, phone, nir, \
      commune_insee, name_bidx, nir_bidx, email_bidx, created_at_us, updated_at_us";
 
-/// An accompaniment is open while it has no end, or its end is today or later.
-const OPEN: &str = "(a.ended_on IS NULL OR a.ended_on >= $2)";
+/// An accompaniment is open while it has no end, or its end is after today:
+/// an ended accompaniment stops at once (an end is never set in the future).
+const OPEN: &str = "(a.ended_on IS NULL OR a.ended_on > $2)";
 
 /// People and accompaniments. Every method takes the connection to run on:
 /// a transaction's (`tx.conn()`) or a pooled one (`handle.conn()`).

@@ -1,0 +1,312 @@
+//! `/people/{id}/accompaniments`, `/accompaniments/{id}/end`,
+//! `/me/share-codes`, `/share-codes/redeem` and `/people/{id}/invitations`:
+//! who follows a person, how a new structure starts following them, and the
+//! person's own account. Identity decides who may do what.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eva_proto::identity::v1 as pb;
+use eva_proto::identity::v1::accompaniment_service_client::AccompanimentServiceClient;
+use eva_proto::identity::v1::person_account_service_client::PersonAccountServiceClient;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::no_store;
+use crate::people::PersonJson;
+use crate::statistics::rfc3339;
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/people/{id}/accompaniments", get(list))
+        .route("/accompaniments/{id}/end", post(end))
+        .route("/me/share-codes", post(create_share_code))
+        .route("/share-codes/redeem", post(redeem))
+        .route("/people/{id}/invitations", post(invite_person))
+}
+
+/// The end reasons, as JSON names.
+pub const END_REASONS: &str =
+    "emploi_formation, reorientation, choix_de_la_personne, sans_nouvelles, demenagement, autre";
+
+/// A structure following (or having followed) a person.
+#[derive(Debug, Serialize)]
+pub struct AccompanimentJson {
+    pub id: String,
+    pub person_id: String,
+    pub structure_id: String,
+    pub structure_name: String,
+    pub referent_user_id: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub start_date: String,
+    /// `YYYY-MM-DD`; null while it goes on.
+    pub end_date: Option<String>,
+    /// One of [`END_REASONS`]; null while it goes on.
+    pub end_reason: Option<String>,
+    /// True while the structure follows the person.
+    pub ongoing: bool,
+    pub created_at: Option<String>,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+pub fn end_reason_to_json(raw: i32) -> Option<String> {
+    pb::AccompanimentEndReason::try_from(raw)
+        .ok()
+        .filter(|r| *r != pb::AccompanimentEndReason::Unspecified)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("ACCOMPANIMENT_END_REASON_")
+                .to_lowercase()
+        })
+}
+
+pub fn end_reason_from_json(s: &str) -> Result<pb::AccompanimentEndReason, Problem> {
+    pb::AccompanimentEndReason::from_str_name(&format!(
+        "ACCOMPANIMENT_END_REASON_{}",
+        s.trim().to_uppercase()
+    ))
+    .filter(|r| *r != pb::AccompanimentEndReason::Unspecified)
+    .ok_or_else(|| {
+        Problem::invalid(
+            "end_reason",
+            format!("motif inconnu « {s} » ; attendu : {END_REASONS} / unknown end reason"),
+        )
+    })
+}
+
+impl From<pb::Accompaniment> for AccompanimentJson {
+    fn from(a: pb::Accompaniment) -> Self {
+        Self {
+            ongoing: a.end_date.is_empty(),
+            id: a.accompaniment_id,
+            person_id: a.person_id,
+            structure_id: a.structure_id,
+            structure_name: a.structure_name,
+            referent_user_id: non_empty(a.referent_user_id),
+            start_date: a.start_date,
+            end_date: non_empty(a.end_date),
+            end_reason: end_reason_to_json(a.end_reason),
+            created_at: a.created_at.map(|t| rfc3339(&t)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndBody {
+    /// `YYYY-MM-DD`: not before the start, not in the future.
+    pub end_date: String,
+    /// One of [`END_REASONS`].
+    pub end_reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    pub code: String,
+    /// The structure that will follow the person.
+    pub structure_id: String,
+    #[serde(default)]
+    pub referent_user_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitePersonBody {
+    /// Where the person will log in; the e-mail on their file when absent.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A share code as created: shown this once.
+#[derive(Debug, Serialize)]
+pub struct ShareCodeJson {
+    pub code: String,
+    pub expires_at: Option<String>,
+}
+
+/// A redeemed code: the person, now followed, and the new accompaniment.
+#[derive(Debug, Serialize)]
+pub struct RedeemedJson {
+    pub person: PersonJson,
+    pub accompaniment: Option<AccompanimentJson>,
+}
+
+/// A person's invitation to their own account; the code is shown this once.
+#[derive(Debug, Serialize)]
+pub struct PersonInvitationJson {
+    pub invitation_id: String,
+    pub person_id: String,
+    pub code: String,
+    pub email: String,
+    pub role: String,
+    pub structure_id: String,
+    pub expires_at: Option<String>,
+}
+
+fn empty_answer() -> Problem {
+    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
+}
+
+fn client(state: &AppState) -> AccompanimentServiceClient<tonic::transport::Channel> {
+    AccompanimentServiceClient::new(state.upstreams.identity.clone())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<AccompanimentJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListAccompanimentsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            person_id: id,
+        },
+    );
+    let r = client(&state).list_accompaniments(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.accompaniments.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn end(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<EndBody>, JsonRejection>,
+) -> Result<Json<AccompanimentJson>, Problem> {
+    let Json(body) = body?;
+    let reason = end_reason_from_json(&body.end_reason)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::EndAccompanimentRequest {
+            accompaniment_id: id,
+            end_date: body.end_date,
+            end_reason: reason as i32,
+        },
+    );
+    let r = client(&state).end_accompaniment(req).await?.into_inner();
+    Ok(Json(r.accompaniment.ok_or_else(empty_answer)?.into()))
+}
+
+async fn create_share_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::CreateShareCodeRequest {});
+    let r = client(&state).create_share_code(req).await?.into_inner();
+    let c = r.share_code.ok_or_else(empty_answer)?;
+    Ok(no_store(
+        StatusCode::CREATED,
+        ShareCodeJson {
+            code: c.code,
+            expires_at: c.expires_at.as_ref().map(rfc3339),
+        },
+    ))
+}
+
+async fn redeem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RedeemBody>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(body) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::RedeemShareCodeRequest {
+            code: body.code,
+            structure_id: body.structure_id,
+            referent_user_id: body.referent_user_id.unwrap_or_default(),
+        },
+    );
+    let r = client(&state).redeem_share_code(req).await?.into_inner();
+    Ok(no_store(
+        StatusCode::CREATED,
+        RedeemedJson {
+            person: r.person.ok_or_else(empty_answer)?.into(),
+            accompaniment: r.accompaniment.map(Into::into),
+        },
+    ))
+}
+
+/// The body is optional: no body (or `{}`) uses the e-mail on the person's file.
+async fn invite_person(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let body: InvitePersonBody = if body.iter().all(u8::is_ascii_whitespace) {
+        InvitePersonBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::invalid("body", e.to_string()))?
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::InvitePersonRequest {
+            person_id: id,
+            email: body.email.unwrap_or_default(),
+        },
+    );
+    let r = PersonAccountServiceClient::new(state.upstreams.identity.clone())
+        .invite_person(req)
+        .await?
+        .into_inner();
+    let inv = r.invitation.ok_or_else(empty_answer)?;
+    Ok(no_store(
+        StatusCode::CREATED,
+        PersonInvitationJson {
+            invitation_id: inv.invitation_id,
+            person_id: inv.person_id,
+            code: inv.code,
+            email: inv.email,
+            role: crate::auth::role_to_json(inv.role),
+            structure_id: inv.structure_id,
+            expires_at: inv.expires_at.as_ref().map(rfc3339),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_reasons_read_as_lowercase_words() {
+        assert_eq!(
+            end_reason_from_json("choix_de_la_personne").ok(),
+            Some(pb::AccompanimentEndReason::ChoixDeLaPersonne)
+        );
+        assert!(end_reason_from_json("unspecified").is_err());
+        let p = end_reason_from_json("martian").unwrap_err();
+        assert_eq!(p.errors[0].field, "end_reason");
+        for name in END_REASONS.split(", ") {
+            let r = end_reason_from_json(name).unwrap();
+            assert_eq!(end_reason_to_json(r as i32).as_deref(), Some(name));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `eva.identity.v1.PersonDataService` for statistics: its part of a
+//! person's GDPR export. Statistics holds no personal data (it counts from
+//! events that name structures, never people), so its part says so.
+
+use eva_platform::auth::{Role, require_role};
+use eva_platform::db::{now_us, to_timestamp};
+use eva_platform::grpc::invalid_field;
+use eva_proto::identity::v1 as pb;
+use eva_proto::identity::v1::person_data_service_server::PersonDataServiceServer;
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use crate::SERVICE;
+
+/// Who asks for a person's export: the person, or a counselor for them
+/// (identity decides whether they may, then forwards their token here).
+pub const EXPORTERS: &[Role] = &[Role::Person, Role::Counselor];
+
+/// Statistics' answer to every export: no data about the person.
+pub fn document(person_id: &str) -> serde_json::Value {
+    json!({
+        "service": SERVICE,
+        "person_id": person_id,
+        "personal_data": false,
+        "data": [],
+        "explanation_fr": "Le service de statistiques ne détient aucune donnée vous concernant : \
+            il compte à partir d'événements qui ne nomment que des structures, jamais des personnes, \
+            et ne garde ni votre nom, ni votre identifiant, ni aucun pseudonyme qui permettrait de \
+            vous reconnaître. Les chiffres publiés sous le seuil de 11 personnes sont masqués.",
+        "explanation_en": "The statistics service holds no data about you: it counts from events \
+            that name structures, never people, and keeps neither your name, nor your id, nor any \
+            pseudonym that could single you out. Published figures under 11 people are suppressed.",
+    })
+}
+
+/// The state behind statistics' `PersonDataService`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PersonData;
+
+/// `PersonDataService`, ready for `GrpcServer::add_service`.
+pub fn server() -> PersonDataServiceServer<PersonData> {
+    PersonDataServiceServer::new(PersonData)
+}
+
+#[tonic::async_trait]
+impl pb::person_data_service_server::PersonDataService for PersonData {
+    async fn export_person_data(
+        &self,
+        req: Request<pb::ExportPersonDataRequest>,
+    ) -> Result<Response<pb::ExportPersonDataResponse>, Status> {
+        require_role(&req, EXPORTERS)?;
+        let person_id = req.into_inner().person_id;
+        if uuid::Uuid::parse_str(&person_id).is_err() {
+            return Err(invalid_field(
+                "person_id",
+                "identifiant invalide / not a valid id",
+            ));
+        }
+        let content = serde_json::to_vec(&document(&person_id))
+            .map_err(|e| Status::internal(format!("document: {e}")))?;
+        Ok(Response::new(pb::ExportPersonDataResponse {
+            service: SERVICE.into(),
+            media_type: "application/json".into(),
+            content,
+            generated_at: Some(to_timestamp(now_us())),
+        }))
+    }
+}

@@ -1,0 +1,480 @@
+//! Sealing with a person's key, straight to identity over gRPC (it is a
+//! service-to-service method: no gateway route): the structure following the
+//! person seals; a partner structure opens only while the person's consent
+//! covers it; another person's key, another context and tampered bytes are
+//! refused by name; each seal and open is in the access log; the plaintext
+//! never appears in an EVA stream; after erasure it answers "données effacées".
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use eva_platform::auth::{Role, TokenSigner};
+use eva_proto::audit::v1::{AccessAction, AccessRecorded};
+use eva_proto::identity::v1 as pb;
+use eva_proto::identity::v1::rights_service_client::RightsServiceClient;
+use eva_proto::identity::v1::sealing_service_client::SealingServiceClient;
+use eva_tests::sandbox::{Backend, Sandbox};
+use prost::Message;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const SIRET_A: &str = "41735218600007";
+const SIRET_B: &str = "51734218700005";
+/// What travels with the referral; must never be readable in a stream.
+const SECRET: &str = "{\"mobilite\":\"pas de permis, MARQUEUR-SCELLE-7f3a\"}";
+
+async fn send(
+    sb: &Sandbox,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<(StatusCode, Value)> {
+    let mut req = sb.http.request(method, sb.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let text = r.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+async fn structure(sb: &Sandbox, operator: &str, name: &str, siret: &str) -> Result<String> {
+    let body =
+        json!({ "name": name, "siret": siret, "kind": "association", "commune_insee": "27229" });
+    let (status, v) = send(
+        sb,
+        Method::POST,
+        "/api/v1/structures",
+        operator,
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(status, 201, "{v}");
+    Ok(v["id"].as_str().context("structure id")?.to_owned())
+}
+
+async fn person(sb: &Sandbox, counselor: &str, structure: &str, last: &str) -> Result<String> {
+    let body = json!({
+        "structure_id": structure, "first_name": "Ana", "last_name": last,
+        "birth_date": "1985-05-20", "commune_insee": "27229",
+    });
+    let (status, v) = send(sb, Method::POST, "/api/v1/people", counselor, Some(&body)).await?;
+    assert_eq!(status, 201, "{v}");
+    Ok(v["id"].as_str().context("person id")?.to_owned())
+}
+
+/// A gRPC client to identity that sends `token` as the bearer.
+struct Caller {
+    client: SealingServiceClient<Channel>,
+    token: String,
+}
+
+impl Caller {
+    fn new(ch: &Channel, token: &str) -> Self {
+        Self {
+            client: SealingServiceClient::new(ch.clone()),
+            token: token.to_owned(),
+        }
+    }
+
+    fn req<T>(&self, msg: T) -> Result<tonic::Request<T>> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        Ok(r)
+    }
+
+    async fn seal(
+        &mut self,
+        person_id: &str,
+        plaintext: &[u8],
+        context: &str,
+    ) -> Result<Result<pb::SealedPayload, tonic::Status>> {
+        let r = self.req(pb::SealForPersonRequest {
+            person_id: person_id.into(),
+            plaintext: plaintext.to_vec(),
+            context: context.into(),
+        })?;
+        Ok(self
+            .client
+            .seal_for_person(r)
+            .await
+            .map(|r| r.into_inner().sealed.unwrap_or_default()))
+    }
+
+    async fn open(
+        &mut self,
+        person_id: &str,
+        sealed: &pb::SealedPayload,
+        context: &str,
+        structure_id: &str,
+        domains: &[&str],
+        purpose: pb::ConsentPurpose,
+    ) -> Result<Result<Vec<u8>, tonic::Status>> {
+        let r = self.req(pb::OpenSealedRequest {
+            person_id: person_id.into(),
+            sealed: Some(sealed.clone()),
+            purpose: purpose as i32,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            context: context.into(),
+            structure_id: structure_id.into(),
+        })?;
+        Ok(self
+            .client
+            .open_sealed(r)
+            .await
+            .map(|r| r.into_inner().plaintext))
+    }
+}
+
+fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, says: &str) {
+    match r {
+        Ok(v) => panic!("expected {code:?} saying `{says}`, got {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "{}", s.message());
+            assert!(
+                s.message().contains(says),
+                "`{}` should say `{says}`",
+                s.message()
+            );
+        }
+    }
+}
+
+/// Every message of every EVA stream: subject, payload, headers.
+async fn all_stream_messages(sb: &Sandbox) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    let js = async_nats::jetstream::new(sb.nats.connect().await?);
+    let mut out = Vec::new();
+    let mut names = js.stream_names();
+    let mut streams = Vec::new();
+    while let Some(name) = futures::StreamExt::next(&mut names).await {
+        streams.push(name?);
+    }
+    for name in streams {
+        let mut stream = js.get_stream(&name).await?;
+        let info = stream.info().await?.state.clone();
+        for seq in info.first_sequence..=info.last_sequence {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                let mut headers = Vec::new();
+                for (k, vs) in m.headers.iter() {
+                    headers.extend_from_slice(k.to_string().as_bytes());
+                    for v in vs {
+                        headers.extend_from_slice(v.as_str().as_bytes());
+                    }
+                }
+                out.push((m.subject.to_string(), m.payload.to_vec(), headers));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until the access log's stream holds an entry of `resource_type`
+/// about `person_id` for which `want` holds.
+async fn wait_access(
+    sb: &Sandbox,
+    person_id: &str,
+    want: impl Fn(&AccessRecorded) -> bool,
+) -> Result<AccessRecorded> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for (subject, payload, _) in all_stream_messages(sb).await? {
+            if !subject.starts_with("eva.audit.") {
+                continue;
+            }
+            if let Ok(a) = AccessRecorded::decode(payload.as_slice())
+                && a.person_id == person_id
+                && a.resource_type == "sealed"
+                && want(&a)
+            {
+                return Ok(a);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no matching access-log entry for {person_id}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn sealed_data_opens_only_with_consent_on_sqlite() -> Result<()> {
+    sealing_story(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn sealed_data_opens_only_with_consent_on_postgres() -> Result<()> {
+    sealing_story(Backend::Postgres).await
+}
+
+async fn sealing_story(backend: Backend) -> Result<()> {
+    let sb = Sandbox::start(backend).await?;
+    let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let a = structure(&sb, &operator, "Chantier A", SIRET_A).await?;
+    let b = structure(&sb, &operator, "Partenaire B", SIRET_B).await?;
+    let counselor_a = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let partner_b = sb
+        .token("partner-b", vec![Role::Partner], vec![b.clone()])
+        .await?;
+    let counselor_b = sb
+        .token("counselor-b", vec![Role::Counselor], vec![b.clone()])
+        .await?;
+    let ana = person(&sb, &counselor_a, &a, "Zabalveytia").await?;
+    let other = person(&sb, &counselor_a, &a, "Etcheverry").await?;
+    let mut claims = TokenSigner::claims(
+        &sb.config.auth.issuer,
+        &sb.config.auth.audience,
+        &uuid::Uuid::now_v7().to_string(),
+        vec![Role::Person],
+        vec![],
+        Duration::from_secs(600),
+    );
+    claims.person_id = Some(ana.clone());
+    let ana_token = eva_identity::sign_claims(&sb.config, &claims).await?;
+
+    let ch = Channel::from_shared(sb.config.identity.endpoint.clone())?
+        .connect()
+        .await?;
+    let mut seller = Caller::new(&ch, &counselor_a);
+    let mut partner = Caller::new(&ch, &partner_b);
+    let ctx = format!("referral:{}:diagnostic", uuid::Uuid::now_v7());
+    let orientation = pb::ConsentPurpose::Orientation;
+
+    // Only the structure following Ana (or Ana) seals with her key.
+    refused(
+        Caller::new(&ch, &counselor_b)
+            .seal(&ana, SECRET.as_bytes(), &ctx)
+            .await?,
+        Code::NotFound,
+        "personne introuvable",
+    );
+    refused(
+        partner.seal(&ana, SECRET.as_bytes(), &ctx).await?,
+        Code::PermissionDenied,
+        "rôle requis",
+    );
+    let sealed = seller.seal(&ana, SECRET.as_bytes(), &ctx).await??;
+    assert!(sealed.key_id.starts_with("dk1-"), "{}", sealed.key_id);
+    assert!(
+        !sealed
+            .ciphertext
+            .windows(b"MARQUEUR".len())
+            .any(|w| w == b"MARQUEUR")
+    );
+    // Bad input, by name.
+    refused(
+        seller.seal(&ana, &vec![b'x'; 256 * 1024 + 1], &ctx).await?,
+        Code::InvalidArgument,
+        "plaintext",
+    );
+    refused(
+        seller.seal(&ana, SECRET.as_bytes(), "").await?,
+        Code::InvalidArgument,
+        "context",
+    );
+    refused(
+        seller.seal("not-an-id", SECRET.as_bytes(), &ctx).await?,
+        Code::InvalidArgument,
+        "person_id",
+    );
+
+    // B has no consent yet: denied, with the reason.
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
+            .await?,
+        Code::PermissionDenied,
+        "aucun consentement",
+    );
+    // Ana lets B see her mobility for orientation.
+    let (status, consent) = send(
+        &sb,
+        Method::POST,
+        &format!("/api/v1/people/{ana}/consents"),
+        &ana_token,
+        Some(&json!({ "grantee_structure_id": b, "domains": ["mobilite"], "purposes": ["orientation"] })),
+    )
+    .await?;
+    assert_eq!(status, 201, "{consent}");
+    let consent_id = consent["id"].as_str().context("consent id")?.to_owned();
+    let opened = partner
+        .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
+        .await??;
+    assert_eq!(opened, SECRET.as_bytes());
+    // Not for a domain, a purpose or a structure the consent does not cover.
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &b, &["mobilite", "sante"], orientation)
+            .await?,
+        Code::PermissionDenied,
+        "domaine non couvert",
+    );
+    refused(
+        partner
+            .open(
+                &ana,
+                &sealed,
+                &ctx,
+                &b,
+                &["mobilite"],
+                pb::ConsentPurpose::Accompagnement,
+            )
+            .await?,
+        Code::PermissionDenied,
+        "finalité non couverte",
+    );
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &a, &["mobilite"], orientation)
+            .await?,
+        Code::PermissionDenied,
+        "vous n'agissez pas pour cette structure",
+    );
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &b, &["mobilité"], orientation)
+            .await?,
+        Code::InvalidArgument,
+        "domains",
+    );
+    // Another person's key, another context, tampered bytes: refused naming `sealed`.
+    refused(
+        seller
+            .open(&other, &sealed, &ctx, &a, &["mobilite"], orientation)
+            .await?,
+        Code::InvalidArgument,
+        "sealed",
+    );
+    let for_other = seller.seal(&other, SECRET.as_bytes(), &ctx).await??;
+    let mut moved = for_other.clone();
+    moved.key_id = sealed.key_id.clone();
+    refused(
+        seller
+            .open(&ana, &moved, &ctx, &a, &["mobilite"], orientation)
+            .await?,
+        Code::InvalidArgument,
+        "sealed",
+    );
+    refused(
+        partner
+            .open(
+                &ana,
+                &sealed,
+                "referral:other:diagnostic",
+                &b,
+                &["mobilite"],
+                orientation,
+            )
+            .await?,
+        Code::InvalidArgument,
+        "sealed",
+    );
+    let mut tampered = sealed.clone();
+    let last = tampered.ciphertext.len() - 1;
+    tampered.ciphertext[last] ^= 1;
+    refused(
+        partner
+            .open(&ana, &tampered, &ctx, &b, &["mobilite"], orientation)
+            .await?,
+        Code::InvalidArgument,
+        "sealed",
+    );
+    // The follower and Ana herself open without a consent to themselves.
+    assert_eq!(
+        seller
+            .open(&ana, &sealed, &ctx, &a, &[], orientation)
+            .await??,
+        SECRET.as_bytes()
+    );
+    assert_eq!(
+        Caller::new(&ch, &ana_token)
+            .open(&ana, &sealed, &ctx, "", &[], orientation)
+            .await??,
+        SECRET.as_bytes()
+    );
+
+    // Withdrawn: denied from then on, in identity at once.
+    let (status, w) = send(
+        &sb,
+        Method::POST,
+        &format!("/api/v1/consents/{consent_id}/withdraw"),
+        &ana_token,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{w}");
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
+            .await?,
+        Code::PermissionDenied,
+        "consentement retiré",
+    );
+
+    // The seal and B's read are in Ana's access log, with domains and purpose.
+    let write = wait_access(&sb, &ana, |a| a.action == AccessAction::Write as i32).await?;
+    assert_eq!(write.resource_id, ctx);
+    assert_eq!(write.actor_structure_id, a);
+    let read = wait_access(&sb, &ana, |x| {
+        x.action == AccessAction::Read as i32 && x.actor_structure_id == b
+    })
+    .await?;
+    assert_eq!(read.domains, ["mobilite"]);
+    assert_eq!(read.purpose, "orientation");
+    assert_eq!(read.actor_role, "partner");
+
+    // No stream holds the plaintext.
+    let messages = all_stream_messages(&sb).await?;
+    assert!(messages.len() > 5, "{} messages", messages.len());
+    for (subject, payload, headers) in &messages {
+        for bytes in [payload, headers] {
+            assert!(
+                !bytes.windows(b"MARQUEUR".len()).any(|w| w == b"MARQUEUR"),
+                "plaintext found on {subject}"
+            );
+        }
+    }
+
+    // Erasure (crypto-shredding by identity's RightsService): "données effacées".
+    let admin_a = sb
+        .token("admin-a", vec![Role::StructureAdmin], vec![a.clone()])
+        .await?;
+    let mut rights = RightsServiceClient::new(ch.clone());
+    let mut erase = tonic::Request::new(pb::ErasePersonRequest {
+        person_id: ana.clone(),
+        reason: "demande_de_la_personne".into(),
+    });
+    erase
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {admin_a}").parse()?);
+    rights.erase_person(erase).await?;
+    refused(
+        partner
+            .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
+            .await?,
+        Code::FailedPrecondition,
+        "données effacées",
+    );
+    refused(
+        seller
+            .open(&ana, &sealed, &ctx, &a, &["mobilite"], orientation)
+            .await?,
+        Code::FailedPrecondition,
+        "données effacées",
+    );
+    refused(
+        seller.seal(&ana, SECRET.as_bytes(), &ctx).await?,
+        Code::NotFound,
+        "personne introuvable",
+    );
+    sb.stop().await
+}
