@@ -469,29 +469,9 @@ impl pb::accompaniment_service_server::AccompanimentService for AccompanimentApi
             created_at_us: now,
         };
         self.people
-            .insert_accompaniment(tx.conn(), &accompaniment)
+            .start_accompaniment(&mut tx, &accompaniment)
             .await
             .map_err(internal)?;
-        let started = pb::AccompanimentStarted {
-            accompaniment_id: accompaniment.accompaniment_id.clone(),
-            person_id: person_id.clone(),
-            structure_id: accompaniment.structure_id.clone(),
-            referent_user_id: accompaniment.referent_user_id.clone(),
-            start_date: accompaniment.started_on.clone(),
-            referral_id: String::new(),
-            occurred_at: Some(to_timestamp(now)),
-        };
-        outbox::enqueue(
-            &mut tx,
-            &Event::new(
-                SERVICE,
-                "eva.identity.accompaniment.started",
-                Some(accompaniment.accompaniment_id.clone()),
-                &started,
-            ),
-        )
-        .await
-        .map_err(internal)?;
         audit::record(
             &mut tx,
             SERVICE,

@@ -6,9 +6,8 @@ use eva_platform::audit::{self, Access};
 use eva_platform::auth::{Principal, Role, require_role};
 use eva_platform::consent::today;
 use eva_platform::crypto::{CryptoError, Kek, WrappedKey};
-use eva_platform::db::{Db, now_us, to_timestamp};
+use eva_platform::db::{Db, now_us};
 use eva_platform::grpc::invalid_field;
-use eva_platform::outbox::{self, Event};
 use eva_platform::pagination::Page;
 use eva_proto::audit::v1::AccessAction;
 use eva_proto::identity::v1 as pb;
@@ -165,29 +164,9 @@ impl pb::person_service_server::PersonService for PersonApi {
             .await
             .map_err(internal)?;
         self.store
-            .insert_accompaniment(tx.conn(), &accompaniment)
+            .start_accompaniment(&mut tx, &accompaniment)
             .await
             .map_err(internal)?;
-        let started = pb::AccompanimentStarted {
-            accompaniment_id: accompaniment.accompaniment_id.clone(),
-            person_id: person_id.clone(),
-            structure_id: accompaniment.structure_id.clone(),
-            referent_user_id: accompaniment.referent_user_id.clone(),
-            start_date: accompaniment.started_on.clone(),
-            referral_id: String::new(),
-            occurred_at: Some(to_timestamp(now)),
-        };
-        outbox::enqueue(
-            &mut tx,
-            &Event::new(
-                SERVICE,
-                "eva.identity.accompaniment.started",
-                Some(accompaniment.accompaniment_id.clone()),
-                &started,
-            ),
-        )
-        .await
-        .map_err(internal)?;
         audit::record(
             &mut tx,
             SERVICE,

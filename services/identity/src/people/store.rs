@@ -333,6 +333,35 @@ impl PeopleStore {
         Ok(())
     }
 
+    /// Starts an accompaniment: the row and its `AccompanimentStarted`
+    /// event, in `tx`.
+    pub async fn start_accompaniment(
+        &self,
+        tx: &mut eva_platform::db::Tx,
+        a: &AccompanimentRow,
+    ) -> Result<(), DbError> {
+        self.insert_accompaniment(tx.conn(), a).await?;
+        let started = pb::AccompanimentStarted {
+            accompaniment_id: a.accompaniment_id.clone(),
+            person_id: a.person_id.clone(),
+            structure_id: a.structure_id.clone(),
+            referent_user_id: a.referent_user_id.clone(),
+            start_date: a.started_on.clone(),
+            referral_id: a.referral_id.clone(),
+            occurred_at: Some(eva_platform::db::to_timestamp(a.created_at_us)),
+        };
+        eva_platform::outbox::enqueue(
+            tx,
+            &eva_platform::outbox::Event::new(
+                crate::SERVICE,
+                "eva.identity.accompaniment.started",
+                Some(a.accompaniment_id.clone()),
+                &started,
+            ),
+        )
+        .await
+    }
+
     /// People `structure_id` follows on `today`, in id order, filtered by
     /// `search`.
     pub async fn followed_by(
