@@ -1,10 +1,13 @@
 //! Identity and consent: structures, accounts, people supported, consent and
 //! the access log; the issuer of EVA's access tokens.
 //!
-//! Built so far: structures (the directory of associations, partners and the
-//! département), the token signing keys with their published JWKS, and accounts
-//! (members of structures and operators: invitations, password login, sessions
-//! with rotating refresh tokens; see [`accounts`]).
+//! Modules: structures (the directory of associations, partners and the
+//! département); [`accounts`] (members, operators and people's own accounts:
+//! invitations, password login, rotating refresh tokens); [`people`] (identity
+//! fields sealed with each person's key, blind-index search);
+//! [`accompaniments`] (who follows whom, share codes); [`consent`] (grants,
+//! receipts, withdrawal, expiry, `CheckAccess`); [`access_log`]; [`rights`]
+//! (export, erasure, objection); [`sealing`]; the signing keys and their JWKS.
 
 pub mod access_log;
 pub mod accompaniments;
