@@ -9,6 +9,7 @@ mod health;
 mod members;
 mod people;
 mod problem;
+mod referentiel;
 mod rights;
 mod statistics;
 mod structures;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(structures::routes())
         .merge(statistics::routes())
+        .merge(referentiel::routes())
         .merge(auth::routes())
         .merge(members::routes())
         .merge(people::routes())

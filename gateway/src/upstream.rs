@@ -12,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Clone)]
 pub struct Upstreams {
     pub identity: Channel,
+    pub diagnostics: Channel,
     pub statistics: Channel,
     pub timeout: Duration,
 }
@@ -27,15 +28,17 @@ impl Upstreams {
         };
         Ok(Self {
             identity: channel("identity", &config.identity.endpoint)?,
+            diagnostics: channel("diagnostics", &config.diagnostics.endpoint)?,
             statistics: channel("statistics", &config.statistics.endpoint)?,
             timeout: Duration::from_millis(config.gateway.request_timeout_ms),
         })
     }
 
     /// Every service, by name, for readiness.
-    pub fn all(&self) -> [(&'static str, Channel); 2] {
+    pub fn all(&self) -> [(&'static str, Channel); 3] {
         [
             ("identity", self.identity.clone()),
+            ("diagnostics", self.diagnostics.clone()),
             ("statistics", self.statistics.clone()),
         ]
     }

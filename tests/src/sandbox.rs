@@ -62,16 +62,20 @@ impl Sandbox {
                 let pg = PgCluster::start().await?;
                 config.identity.database_url = Some(pg.create_database("identity").await?);
                 config.statistics.database_url = Some(pg.create_database("statistics").await?);
+                config.diagnostics.database_url = Some(pg.create_database("diagnostics").await?);
                 Some(pg)
             }
         };
         let (identity_l, identity_addr) = local().await?;
         let (statistics_l, statistics_addr) = local().await?;
+        let (diagnostics_l, diagnostics_addr) = local().await?;
         let (gateway_l, gateway_addr) = local().await?;
         config.identity.listen = identity_addr.parse()?;
         config.identity.endpoint = format!("http://{identity_addr}");
         config.statistics.listen = statistics_addr.parse()?;
         config.statistics.endpoint = format!("http://{statistics_addr}");
+        config.diagnostics.listen = diagnostics_addr.parse()?;
+        config.diagnostics.endpoint = format!("http://{diagnostics_addr}");
         config.gateway.listen = gateway_addr.parse()?;
         config.validate()?;
         let config = Arc::new(config);
@@ -86,6 +90,11 @@ impl Sandbox {
         tasks.push((
             "statistics",
             tokio::spawn(async move { Ok(eva_statistics::run(c, statistics_l, s).await?) }),
+        ));
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push((
+            "diagnostics",
+            tokio::spawn(async move { Ok(eva_diagnostics::run(c, diagnostics_l, s).await?) }),
         ));
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push((

@@ -43,7 +43,11 @@ async fn services_of(ch: Channel) -> Result<Vec<String>> {
 #[tokio::test]
 async fn services_answer_health_and_reflection_and_deny_by_default() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
-    for endpoint in [&sb.config.identity.endpoint, &sb.config.statistics.endpoint] {
+    for endpoint in [
+        &sb.config.identity.endpoint,
+        &sb.config.diagnostics.endpoint,
+        &sb.config.statistics.endpoint,
+    ] {
         let ch = channel(endpoint).await?;
         let health = HealthClient::new(ch.clone())
             .check(HealthCheckRequest {
@@ -58,6 +62,20 @@ async fn services_answer_health_and_reflection_and_deny_by_default() -> Result<(
             "{names:?}"
         );
     }
+    // Diagnostics registers only what is built: the référentiel.
+    let names = services_of(channel(&sb.config.diagnostics.endpoint).await?).await?;
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "eva.diagnostics.v1.ReferentielService"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "eva.diagnostics.v1.DiagnosticService"),
+        "{names:?}"
+    );
     let identity = channel(&sb.config.identity.endpoint).await?;
     let names = services_of(identity.clone()).await?;
     assert!(

@@ -83,6 +83,7 @@ enum OperatorCommand {
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Service {
     Identity,
+    Diagnostics,
     Statistics,
     Gateway,
 }
@@ -185,15 +186,33 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let mut set = JoinSet::new();
             let started = async {
                 spawn_metrics(&config, &shutdown, &mut set).await?;
-                for s in [Service::Identity, Service::Statistics, Service::Gateway] {
+                for s in [
+                    Service::Identity,
+                    Service::Diagnostics,
+                    Service::Statistics,
+                    Service::Gateway,
+                ] {
                     spawn_service(s, config.clone(), &shutdown, &mut set).await?;
                 }
                 anyhow::Ok(())
             }
             .await;
+            // A part that fails while starting (a bad référentiel file, a
+            // port taken) stops everything at once, not after the wait.
+            let started = match started {
+                Ok(()) => tokio::select! {
+                    ready = wait_ready(gateway_addr, Duration::from_secs(30)) => Ok(ready),
+                    Some(first) = set.join_next() => Err(match first {
+                        Ok(Ok(())) => anyhow::anyhow!("a part of EVA stopped unexpectedly"),
+                        Ok(Err(e)) => e,
+                        Err(e) => anyhow::anyhow!("a part of EVA crashed: {e}"),
+                    }),
+                },
+                Err(e) => Err(e),
+            };
             let result = match started {
-                Ok(()) => {
-                    if wait_ready(gateway_addr, Duration::from_secs(30)).await {
+                Ok(ready) => {
+                    if ready {
                         println!(
                             "EVA est prêt : ouvrez http://{gateway_addr}/ dans votre navigateur (API : http://{gateway_addr}/api/v1)."
                         );
@@ -225,6 +244,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
 fn service_name(s: Service) -> &'static str {
     match s {
         Service::Identity => "identity",
+        Service::Diagnostics => "diagnostics",
         Service::Statistics => "statistics",
         Service::Gateway => "gateway",
     }
@@ -243,6 +263,10 @@ async fn spawn_service(
         Service::Identity => {
             let l = bind("identity", &config.identity).await?;
             set.spawn(async move { Ok(eva_identity::run(config, l, sd).await?) });
+        }
+        Service::Diagnostics => {
+            let l = bind("diagnostics", &config.diagnostics.service()).await?;
+            set.spawn(async move { Ok(eva_diagnostics::run(config, l, sd).await?) });
         }
         Service::Statistics => {
             let l = bind("statistics", &config.statistics).await?;
@@ -339,17 +363,24 @@ async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
+    let diagnostics = config.diagnostics.service();
     let all: [(
         Service,
         &str,
         &eva_platform::config::ServiceConfig,
         &Migrations,
-    ); 2] = [
+    ); 3] = [
         (
             Service::Identity,
             "identity",
             &config.identity,
             &eva_identity::store::MIGRATIONS,
+        ),
+        (
+            Service::Diagnostics,
+            "diagnostics",
+            &diagnostics,
+            &eva_diagnostics::store::MIGRATIONS,
         ),
         (
             Service::Statistics,

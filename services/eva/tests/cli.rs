@@ -58,33 +58,49 @@ struct Up {
 }
 
 fn up(dir: &Path) -> Up {
-    let (gateway, identity, statistics, nats, metrics) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let child = eva(dir)
-        .args(["up", "--nats-listen", &format!("127.0.0.1:{nats}")])
-        .env("EVA__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}"))
-        .env("EVA__IDENTITY__LISTEN", format!("127.0.0.1:{identity}"))
-        .env(
-            "EVA__IDENTITY__ENDPOINT",
-            format!("http://127.0.0.1:{identity}"),
-        )
-        .env("EVA__STATISTICS__LISTEN", format!("127.0.0.1:{statistics}"))
-        .env(
-            "EVA__STATISTICS__ENDPOINT",
-            format!("http://127.0.0.1:{statistics}"),
-        )
-        .env("EVA__METRICS__LISTEN", format!("127.0.0.1:{metrics}"))
+    let (mut cmd, gateway) = up_command(dir);
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("eva up starts");
     Up { child, gateway }
+}
+
+/// `eva up` on free ports, and the gateway's port.
+fn up_command(dir: &Path) -> (Command, u16) {
+    let (gateway, identity, diagnostics, statistics, nats, metrics) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let mut cmd = eva(dir);
+    cmd.args(["up", "--nats-listen", &format!("127.0.0.1:{nats}")])
+        .env("EVA__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}"))
+        .env("EVA__IDENTITY__LISTEN", format!("127.0.0.1:{identity}"))
+        .env(
+            "EVA__IDENTITY__ENDPOINT",
+            format!("http://127.0.0.1:{identity}"),
+        )
+        .env(
+            "EVA__DIAGNOSTICS__LISTEN",
+            format!("127.0.0.1:{diagnostics}"),
+        )
+        .env(
+            "EVA__DIAGNOSTICS__ENDPOINT",
+            format!("http://127.0.0.1:{diagnostics}"),
+        )
+        .env("EVA__STATISTICS__LISTEN", format!("127.0.0.1:{statistics}"))
+        .env(
+            "EVA__STATISTICS__ENDPOINT",
+            format!("http://127.0.0.1:{statistics}"),
+        )
+        .env("EVA__METRICS__LISTEN", format!("127.0.0.1:{metrics}"));
+    (cmd, gateway)
 }
 
 impl Up {
@@ -126,17 +142,73 @@ fn eva_up_answers_ready_stops_cleanly_and_restarts_on_its_data() {
     let mut first = up(dir.path());
     let body = first.wait_ready();
     assert!(body.contains("\"status\":\"ready\""), "{body}");
+    assert!(body.contains("\"diagnostics\":\"ok\""), "{body}");
     let (code, page) = get(first.gateway, "/").expect("home page");
     assert_eq!(code, 200);
     assert!(page.contains("EVA"), "{page}");
     assert!(first.stop().success(), "eva up did not exit cleanly");
-    for f in ["identity.db", "statistics.db", "kek.key", "nats/store"] {
+    for f in [
+        "identity.db",
+        "diagnostics.db",
+        "statistics.db",
+        "kek.key",
+        "nats/store",
+    ] {
         assert!(dir.path().join("data").join(f).exists(), "data/{f} missing");
     }
     // The same box starts again on its own data and keys.
     let mut second = up(dir.path());
     second.wait_ready();
     assert!(second.stop().success());
+}
+
+#[test]
+fn a_bad_referentiel_file_stops_eva_up_naming_the_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("referentiel");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let shipped = include_str!("../../diagnostics/referentiel/2026.1.toml");
+    let bad = shipped.replacen("code = \"frein\"\n", "code = \"bof\"\n", 1);
+    let line = bad[..bad.find("code = \"bof\"").expect("edited")]
+        .matches('\n')
+        .count()
+        + 1;
+    std::fs::write(folder.join("2026.1.toml"), bad).expect("write");
+    let (mut cmd, _) = up_command(dir.path());
+    let mut child = cmd
+        .env("EVA__DIAGNOSTICS__REFERENTIEL_DIR", &folder)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eva up starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("eva up did not stop on a bad référentiel");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let last = stderr.trim().lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.contains("diagnostics")
+            && last.contains(&format!("2026.1.toml:{line}:"))
+            && last.contains("`code`")
+            && last.contains("bof"),
+        "{stderr}"
+    );
 }
 
 fn one_line_error(out: &Output) -> String {
@@ -232,12 +304,15 @@ fn migrate_creates_every_database_and_is_repeatable() {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            stdout.contains("identity") && stdout.contains("statistics"),
+            stdout.contains("identity")
+                && stdout.contains("diagnostics")
+                && stdout.contains("statistics"),
             "{stdout}"
         );
     }
     assert!(dir.path().join("data/identity.db").exists());
     assert!(dir.path().join("data/statistics.db").exists());
+    assert!(dir.path().join("data/diagnostics.db").exists());
     let out = run(eva(dir.path()).args(["migrate", "identity"]));
     assert!(out.status.success());
 }

@@ -23,6 +23,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub keys: KeysConfig,
     pub identity: ServiceConfig,
+    pub diagnostics: DiagnosticsConfig,
     pub statistics: ServiceConfig,
     pub gateway: GatewayConfig,
 }
@@ -115,6 +116,66 @@ pub struct ServiceConfig {
     pub max_connections: u32,
 }
 
+/// The diagnostics service: a service like the others, plus where to find
+/// référentiel versions added or replaced by the operator.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticsConfig {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// How the gateway and other services reach it (`http://host:port`).
+    pub endpoint: String,
+    /// `sqlite://path` or `postgres://…`. Absent: `data_dir/diagnostics.db`.
+    pub database_url: Option<String>,
+    /// Database pool size.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+    /// Folder of référentiel files (`*.toml`) read at start, beside the
+    /// versions built into EVA; a file with the version label of a built-in
+    /// one replaces it. Absent: the built-in versions only.
+    #[serde(default)]
+    pub referentiel_dir: Option<PathBuf>,
+}
+
+impl DiagnosticsConfig {
+    /// Loopback defaults of the all-in-one box.
+    pub fn local(port: u16) -> Self {
+        let svc = ServiceConfig::local(port);
+        Self {
+            listen: svc.listen,
+            endpoint: svc.endpoint,
+            database_url: svc.database_url,
+            max_connections: svc.max_connections,
+            referentiel_dir: None,
+        }
+    }
+
+    /// Its listening, endpoint and database settings, as for every service.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            listen: self.listen,
+            endpoint: self.endpoint.clone(),
+            database_url: self.database_url.clone(),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+impl std::fmt::Debug for DiagnosticsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiagnosticsConfig")
+            .field("listen", &self.listen)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::db::redact),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("referentiel_dir", &self.referentiel_dir)
+            .finish()
+    }
+}
+
 // Passwords in URLs never reach logs or `eva check-config`.
 impl std::fmt::Debug for BusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,6 +237,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             keys: KeysConfig::default(),
             identity: ServiceConfig::local(50051),
+            diagnostics: DiagnosticsConfig::local(50052),
             statistics: ServiceConfig::local(50055),
             gateway: GatewayConfig::default(),
         }
@@ -343,8 +405,10 @@ impl Config {
         if let Some(kek) = &self.keys.kek {
             crate::crypto::Kek::from_base64(kek).map_err(|e| bad("keys.kek", e.to_string()))?;
         }
+        let diagnostics = self.diagnostics.service();
         for (name, svc) in [
             ("identity", &self.identity),
+            ("diagnostics", &diagnostics),
             ("statistics", &self.statistics),
         ] {
             check_url(&svc.endpoint, &["http", "https"])

@@ -75,6 +75,8 @@ fn the_example_file_loads_and_gives_the_defaults() {
     assert_eq!(cfg.identity.endpoint, defaults.identity.endpoint);
     assert_eq!(cfg.identity.database_url, None);
     assert_eq!(cfg.statistics.endpoint, defaults.statistics.endpoint);
+    assert_eq!(cfg.diagnostics.endpoint, defaults.diagnostics.endpoint);
+    assert_eq!(cfg.diagnostics.referentiel_dir, None);
     assert_eq!(cfg.gateway.listen, defaults.gateway.listen);
     assert_eq!(
         cfg.gateway.request_timeout_ms,
@@ -191,8 +193,13 @@ fn unknown_keys_fail_naming_the_key() {
         (None, &[("EVA__GATEWAY__LISTN", "127.0.0.1:1")], "listn"),
         (
             None,
-            &[("EVA__DIAGNOSTICS__LISTEN", "127.0.0.1:1")],
-            "diagnostics",
+            &[("EVA__REFERRALS__LISTEN", "127.0.0.1:1")],
+            "referrals",
+        ),
+        (
+            Some("[diagnostics]\nreferentiel_directory = \"/tmp\"\n"),
+            &[],
+            "referentiel_directory",
         ),
     ] {
         let line = load_error(toml, vars);
@@ -236,6 +243,16 @@ fn bad_values_fail_naming_the_key() {
             "EVA__STATISTICS__ENDPOINT",
             "nats://127.0.0.1:50055",
             "statistics.endpoint",
+        ),
+        (
+            "EVA__DIAGNOSTICS__DATABASE_URL",
+            "mysql://db/eva",
+            "diagnostics.database_url",
+        ),
+        (
+            "EVA__DIAGNOSTICS__MAX_CONNECTIONS",
+            "0",
+            "diagnostics.max_connections",
         ),
         (
             "EVA__IDENTITY__DATABASE_URL",
