@@ -5,6 +5,7 @@
 mod accompaniments;
 mod auth;
 mod consents;
+mod diagnostics;
 mod health;
 mod members;
 mod people;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(consents::routes())
         .merge(rights::routes())
         .merge(accompaniments::routes())
+        .merge(diagnostics::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });

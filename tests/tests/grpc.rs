@@ -62,18 +62,20 @@ async fn services_answer_health_and_reflection_and_deny_by_default() -> Result<(
             "{names:?}"
         );
     }
-    // Diagnostics registers only what is built: the référentiel.
+    // Diagnostics registers only what is built: the référentiel, the
+    // diagnostics and its export part, not yet the action plan.
     let names = services_of(channel(&sb.config.diagnostics.endpoint).await?).await?;
-    assert!(
-        names
-            .iter()
-            .any(|n| n == "eva.diagnostics.v1.ReferentielService"),
-        "{names:?}"
-    );
+    for built in [
+        "eva.diagnostics.v1.ReferentielService",
+        "eva.diagnostics.v1.DiagnosticService",
+        "eva.identity.v1.PersonDataService",
+    ] {
+        assert!(names.iter().any(|n| n == built), "{built}: {names:?}");
+    }
     assert!(
         !names
             .iter()
-            .any(|n| n == "eva.diagnostics.v1.DiagnosticService"),
+            .any(|n| n == "eva.diagnostics.v1.ActionPlanService"),
         "{names:?}"
     );
     let identity = channel(&sb.config.identity.endpoint).await?;

@@ -2,15 +2,25 @@
 //!
 //! Built so far: the référentiel as versioned data (`referentiel/*.toml`,
 //! embedded, plus an optional folder from `diagnostics.referentiel_dir`),
-//! loaded and checked at start, and served by `ReferentielService`.
+//! loaded and checked at start, and served by `ReferentielService`; the
+//! diagnostics themselves (`DiagnosticService`, see [`diagnostic`]), fed by
+//! projections of identity's accompaniments and structures, with notes
+//! sealed by identity with the person's key; the person's export part
+//! (`PersonDataService`) and erasure.
 
 mod api;
+pub mod diagnostic;
+pub mod notes;
+pub mod person_data;
+pub mod projection;
 pub mod referentiel;
 pub mod store;
 
 use std::sync::Arc;
 
 use eva_platform::bus::streams;
+use eva_platform::consent::Consents;
+use eva_platform::consumer::Subscription;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Shutdown};
@@ -96,10 +106,55 @@ pub async fn run(
             "référentiel loaded"
         );
     }
+    ctx.spawn_consumer(
+        Subscription::new(
+            streams::IDENTITY,
+            projection::ACCOMPANIMENTS_CONSUMER,
+            &["eva.identity.accompaniment.>"],
+        ),
+        projection::Accompaniments,
+    );
+    ctx.spawn_consumer(
+        Subscription::new(
+            streams::IDENTITY,
+            projection::STRUCTURES_CONSUMER,
+            &["eva.identity.structure.>"],
+        ),
+        projection::Structures,
+    );
+    ctx.spawn_consumer(
+        Subscription::new(
+            streams::IDENTITY,
+            projection::OBJECTIONS_CONSUMER,
+            &["eva.identity.person.statistics_objection_changed"],
+        ),
+        projection::Objections,
+    );
+    ctx.spawn_consumer(
+        Subscription::new(
+            streams::IDENTITY,
+            projection::ERASURE_CONSUMER,
+            &["eva.identity.person.erased"],
+        ),
+        projection::Erasure {
+            store: store.clone(),
+        },
+    );
+    let consents = Consents::spawn(&ctx);
+    let referentiels = Arc::new(referentiels);
+    let diagnostics = diagnostic::DiagnosticApi {
+        store: store.clone(),
+        referentiels: referentiels.clone(),
+        consents,
+        sealer: notes::Sealer::connect(&config)?,
+        blind: ctx.kek()?.blind_index(),
+    };
     let server = GrpcServer::new(SERVICE)
         .add_service(ReferentielServiceServer::new(api::ReferentielApi {
-            referentiels: Arc::new(referentiels),
+            referentiels,
         }))
+        .add_service(diagnostic::server(diagnostics.clone()))
+        .add_service(person_data::server(diagnostics))
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await
 }

@@ -147,8 +147,14 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 "Code d'invitation, à usage unique, valable jusqu'au {until} / one-time invitation code, valid until {until}:"
             );
             println!("{}", invitation.code);
+            // Without a name given here, accepting asks for one.
+            let name = if display_name.is_empty() {
+                ", \"display_name\": \"…\""
+            } else {
+                ""
+            };
             println!(
-                "Choisissez votre mot de passe avec : POST /api/v1/auth/invitations/accept {{\"code\": \"…\", \"password\": \"…\"}} / set your password with that request."
+                "Choisissez votre mot de passe avec : POST /api/v1/auth/invitations/accept {{\"code\": \"…\", \"password\": \"…\"{name}}} / set your password with that request."
             );
             Ok(())
         }
@@ -199,19 +205,23 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .await;
             // A part that fails while starting (a bad référentiel file, a
             // port taken) stops everything at once, not after the wait.
+            // `Ok(None)`: a stop was asked while starting; it is not a failure.
             let started = match started {
                 Ok(()) => tokio::select! {
-                    ready = wait_ready(gateway_addr, Duration::from_secs(30)) => Ok(ready),
-                    Some(first) = set.join_next() => Err(match first {
-                        Ok(Ok(())) => anyhow::anyhow!("a part of EVA stopped unexpectedly"),
-                        Ok(Err(e)) => e,
-                        Err(e) => anyhow::anyhow!("a part of EVA crashed: {e}"),
-                    }),
+                    ready = wait_ready(gateway_addr, Duration::from_secs(30)) => Ok(Some(ready)),
+                    _ = shutdown.cancelled() => Ok(None),
+                    Some(first) = set.join_next() => match first {
+                        Ok(Ok(())) if shutdown.is_triggered() => Ok(None),
+                        Ok(Ok(())) => Err(anyhow::anyhow!("a part of EVA stopped unexpectedly")),
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(anyhow::anyhow!("a part of EVA crashed: {e}")),
+                    },
                 },
                 Err(e) => Err(e),
             };
             let result = match started {
-                Ok(ready) => {
+                Ok(None) => supervise(set, &shutdown).await,
+                Ok(Some(ready)) => {
                     if ready {
                         println!(
                             "EVA est prêt : ouvrez http://{gateway_addr}/ dans votre navigateur (API : http://{gateway_addr}/api/v1)."

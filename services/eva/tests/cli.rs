@@ -10,11 +10,22 @@ use std::time::{Duration, Instant};
 
 const EVA: &str = env!("CARGO_BIN_EXE_eva");
 
+/// A port `eva` can bind a moment later. `bind(0)` hands out ephemeral
+/// ports that a parallel test process may be handed too before `eva` binds
+/// them; instead each test process takes ports from its own slice of
+/// 20000–31999, below Linux's ephemeral range, and checks they are free.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + n % 20;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        assert!(n < 200, "no free port in {base}..{}", base + 20);
+    }
 }
 
 fn nats_server() -> String {

@@ -47,7 +47,8 @@ pub struct PartSource {
 }
 
 /// The other services holding a person's data, from the configuration:
-/// today statistics (which holds none, and says so).
+/// diagnostics (the person's diagnostics, notes opened) and statistics
+/// (which holds none, and says so).
 pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
     let channel = |url: &str| {
         Endpoint::from_shared(url.to_owned())
@@ -57,10 +58,16 @@ pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
                 reason: format!("endpoint `{url}`: {e}"),
             })
     };
-    Ok(vec![PartSource {
-        service: "statistics",
-        channel: channel(&config.statistics.endpoint)?,
-    }])
+    Ok(vec![
+        PartSource {
+            service: "diagnostics",
+            channel: channel(&config.diagnostics.endpoint)?,
+        },
+        PartSource {
+            service: "statistics",
+            channel: channel(&config.statistics.endpoint)?,
+        },
+    ])
 }
 
 /// The state behind `RightsService` and `PersonDataService`.
