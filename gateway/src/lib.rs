@@ -3,6 +3,7 @@
 //! and trace context travel with every call, and each service authorises.
 
 mod accompaniments;
+mod action_plan;
 mod auth;
 mod consents;
 mod diagnostics;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rights::routes())
         .merge(accompaniments::routes())
         .merge(diagnostics::routes())
+        .merge(action_plan::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });

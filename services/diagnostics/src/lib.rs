@@ -1,13 +1,14 @@
 //! Diagnostics: the shared diagnostic on the référentiel commun.
 //!
-//! Built so far: the référentiel as versioned data (`referentiel/*.toml`,
-//! embedded, plus an optional folder from `diagnostics.referentiel_dir`),
-//! loaded and checked at start, and served by `ReferentielService`; the
-//! diagnostics themselves (`DiagnosticService`, see [`diagnostic`]), fed by
-//! projections of identity's accompaniments and structures, with notes
-//! sealed by identity with the person's key; the person's export part
-//! (`PersonDataService`) and erasure.
+//! The référentiel as versioned data (`referentiel/*.toml`, embedded, plus an
+//! optional folder from `diagnostics.referentiel_dir`), loaded and checked at
+//! start, and served by `ReferentielService`; the diagnostics themselves
+//! (`DiagnosticService`, see [`diagnostic`]), fed by projections of
+//! identity's accompaniments and structures, with notes sealed by identity
+//! with the person's key; the action plan ([`action_plan`]); the person's
+//! export part (`PersonDataService`) and erasure.
 
+pub mod action_plan;
 mod api;
 pub mod diagnostic;
 pub mod notes;
@@ -154,6 +155,7 @@ pub async fn run(
             referentiels,
         }))
         .add_service(diagnostic::server(diagnostics.clone()))
+        .add_service(action_plan::server(diagnostics.clone()))
         .add_service(person_data::server(diagnostics))
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await

@@ -117,7 +117,12 @@ impl idpb::person_data_service_server::PersonDataService for PersonData {
                     continue;
                 };
                 match self.api.render(&md, d, &sight).await {
-                    Ok((diagnostic, _)) => data.push(diagnostic_json(&diagnostic)),
+                    Ok((diagnostic, _)) => {
+                        let mut json = diagnostic_json(&diagnostic);
+                        json["action_plan"] =
+                            crate::action_plan::export_json(&self.api, &md, d, &sight).await?;
+                        data.push(json);
+                    }
                     Err(s) if s.code() == tonic::Code::PermissionDenied => {}
                     Err(s) => return Err(s),
                 }

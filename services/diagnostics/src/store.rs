@@ -505,7 +505,7 @@ impl Store {
             }
             eva_platform::db::Conn::Postgres(c) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(
-                    "VACUUM diagnostics, ratings, domain_notes, accompaniments, statistics_objections",
+                    "VACUUM diagnostics, ratings, domain_notes, plan_actions, plan_objectives, accompaniments, statistics_objections",
                 ))
                 .execute(&mut *c)
                 .await?;
@@ -517,6 +517,8 @@ impl Store {
     /// Erasure: every row about the person.
     pub async fn erase_person(tx: &mut Tx, person_id: &str) -> Result<(), DbError> {
         for sql in [
+            "DELETE FROM plan_actions WHERE person_id = $1",
+            "DELETE FROM plan_objectives WHERE person_id = $1",
             "DELETE FROM domain_notes WHERE diagnostic_id IN (SELECT diagnostic_id FROM diagnostics WHERE person_id = $1)",
             "DELETE FROM ratings WHERE diagnostic_id IN (SELECT diagnostic_id FROM diagnostics WHERE person_id = $1)",
             "DELETE FROM diagnostics WHERE person_id = $1",
