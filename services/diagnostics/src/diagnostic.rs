@@ -289,18 +289,22 @@ impl DiagnosticApi {
         ),
         Status,
     > {
-        let mut out = BTreeMap::new();
-        let mut refused = BTreeSet::new();
-        for row in self.store.notes(&d.diagnostic_id).await.map_err(internal)? {
-            if !sight.visible.contains(&row.domain_id) || refused.contains(&row.domain_id) {
-                continue;
-            }
+        let rows: Vec<_> = self
+            .store
+            .notes(&d.diagnostic_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|row| sight.visible.contains(&row.domain_id))
+            .collect();
+        // One identity call per blob: run them together, not one after another.
+        let opened = futures::future::join_all(rows.into_iter().map(|row| async move {
             let author = if row.author == Author::Person.code() {
                 Author::Person
             } else {
                 Author::Counselor
             };
-            let opened = self
+            let notes = self
                 .sealer
                 .open(
                     md,
@@ -313,16 +317,24 @@ impl DiagnosticApi {
                     sight.purpose,
                 )
                 .await;
-            match opened {
+            (row.domain_id, author, notes)
+        }))
+        .await;
+        let mut out = BTreeMap::new();
+        let mut refused = BTreeSet::new();
+        for (domain_id, author, notes) in opened {
+            match notes {
                 Ok(notes) => {
-                    out.insert((row.domain_id, author.code()), notes);
+                    out.insert((domain_id, author.code()), notes);
                 }
                 Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                    refused.insert(row.domain_id);
+                    refused.insert(domain_id);
                 }
                 Err(s) => return Err(s),
             }
         }
+        // A domain refused for one author is refused whole.
+        out.retain(|(domain, _), _| !refused.contains(domain));
         Ok((out, refused))
     }
 

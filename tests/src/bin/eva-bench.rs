@@ -18,6 +18,10 @@
 //! 5. Withdrawal → denial lag: outbox, relay, nats-server, `consumer::run`
 //!    into `Consents`; from the withdrawal's commit until `check` denies,
 //!    against the same pipeline's commit → allowed lag for a grant.
+//! 6. Read of a full diagnostic through the gateway (`GET
+//!    /api/v1/diagnostics/{id}`, the whole system started in-process by the
+//!    sandbox) by concurrent keep-alive clients, against an axum hello-world
+//!    loaded by the same client code in the same run.
 //!
 //! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
@@ -31,6 +35,7 @@ use anyhow::{Context, Result, bail};
 use async_nats::jetstream::message::PublishMessage;
 use clap::{Parser, ValueEnum};
 use eva_platform::Shutdown;
+use eva_platform::auth::{Role, TokenSigner};
 use eva_platform::bus::{Bus, CloudEvent};
 use eva_platform::config::BusConfig;
 use eva_platform::consumer::{self, ApplyError, Envelope, Projection, Subscription};
@@ -40,8 +45,11 @@ use eva_platform::outbox::{self, Event, Relay};
 use eva_tests::counting::{self, Counting, MIGRATIONS, TEST_STREAM};
 use eva_tests::nats::NatsServer;
 use eva_tests::postgres::PgCluster;
+use eva_tests::sandbox::{Backend as SandboxBackend, Sandbox};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::MissedTickBehavior;
 
@@ -94,6 +102,13 @@ struct Args {
     /// Consents granted, then withdrawn, in the withdrawal-lag run.
     #[arg(long, default_value_t = 1_000)]
     withdrawals: usize,
+    /// Length of each load (hello-world, then diagnostic read), in seconds,
+    /// after one second of warm-up.
+    #[arg(long, default_value_t = 10)]
+    diagnostic_seconds: u32,
+    /// Concurrent keep-alive HTTP clients of the diagnostic-read load.
+    #[arg(long, default_value_t = 16)]
+    diagnostic_clients: usize,
 }
 
 /// A part of the bench.
@@ -109,6 +124,8 @@ enum Section {
     Consent,
     /// Consent withdrawal commit → denial lag.
     Withdrawal,
+    /// Read of a full diagnostic through the gateway vs an axum hello-world.
+    Diagnostic,
 }
 
 impl Args {
@@ -142,14 +159,17 @@ fn main() -> Result<()> {
         args.consent_people,
         args.checks,
         args.withdrawals,
+        args.diagnostic_clients,
     ]
     .contains(&0)
         || args.rate == 0
         || args.token_seconds == 0
+        || args.diagnostic_seconds == 0
     {
         bail!(
             "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
-             --checks and --withdrawals must be at least 1"
+             --checks, --withdrawals, --diagnostic-seconds and --diagnostic-clients must be at \
+             least 1"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -168,7 +188,17 @@ async fn run(args: Args) -> Result<()> {
         cpu_model(),
         args.db.label()
     );
-    let dbs = Databases::new(args.db).await?;
+    // The diagnostic section starts its own databases (in the sandbox): no
+    // PostgreSQL cluster of ours when it runs alone.
+    let own_dbs = [
+        Section::Throughput,
+        Section::Latency,
+        Section::Consent,
+        Section::Withdrawal,
+    ]
+    .into_iter()
+    .any(|s| args.wants(s));
+    let dbs = Databases::new(if own_dbs { args.db } else { Backend::Sqlite }).await?;
     let mut problems = Vec::new();
     let mut summary: Vec<Box<dyn Fn()>> = Vec::new();
 
@@ -215,6 +245,15 @@ async fn run(args: Args) -> Result<()> {
         let w = withdrawal_lag(&dbs, &args).await?;
         summary.push(Box::new(move || print_withdrawal(&w)));
     }
+    if args.wants(Section::Diagnostic) {
+        println!(
+            "\n[diagnostic] GET /api/v1/diagnostics/{{id}} through the gateway vs axum hello-world, \
+             {} clients, {} s each",
+            args.diagnostic_clients, args.diagnostic_seconds
+        );
+        let d = diagnostic_read(&args, &mut problems).await?;
+        summary.push(Box::new(move || print_diagnostic(&d)));
+    }
 
     println!(
         "\n== summary (throughput: median of {} rounds) ==",
@@ -233,7 +272,10 @@ async fn run(args: Args) -> Result<()> {
         for p in &problems {
             eprintln!("eva-bench: FAILED: {p}");
         }
-        bail!("{} problem(s): events lost or duplicated", problems.len())
+        bail!(
+            "{} problem(s): events lost or duplicated, or reads failed",
+            problems.len()
+        )
     }
 }
 
@@ -1582,6 +1624,446 @@ fn print_withdrawal(f: &WithdrawalFigures) {
     row(
         "baseline grant → allowed p50 / p99 (ms)",
         &format!("{} / {}", ms(g.p50), ms(g.p99)),
+        "",
+    );
+}
+
+/// Reads of one full diagnostic through the gateway, and the hello-world
+/// baseline loaded by the same client code in the same run.
+struct DiagnosticRead {
+    backend: Backend,
+    clients: usize,
+    /// Domains visible to the reader (all of them: the recording counselor).
+    domains: usize,
+    /// Sealed note blobs (domain × author) opened through identity per read.
+    sealed: usize,
+    /// Size of one answer's JSON body.
+    body_bytes: usize,
+    hello: Load,
+    read: Load,
+}
+
+/// One closed-loop load: completions within the measured window.
+struct Load {
+    count: usize,
+    window: Duration,
+    errors: usize,
+    first_error: Option<String>,
+    latency: Spread,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.window.as_secs_f64()
+    }
+}
+
+const LEVELS: [&str; 4] = ["frein_majeur", "frein", "sans_impact", "point_d_appui"];
+/// Domains where the person adds a note to their self-rating.
+const PERSON_NOTED_DOMAINS: usize = 3;
+
+async fn diagnostic_read(args: &Args, problems: &mut Vec<String>) -> Result<DiagnosticRead> {
+    let backend = match args.db {
+        Backend::Sqlite => SandboxBackend::Sqlite,
+        Backend::Postgres => SandboxBackend::Postgres,
+    };
+    let sb = Sandbox::start(backend).await?;
+    let (path, token, sealed) = full_diagnostic(&sb).await?;
+    let url = sb.url(&path);
+
+    // One read to check what the load will fetch.
+    let r = sb.http.get(&url).bearer_auth(&token).send().await?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    if status != reqwest::StatusCode::OK {
+        bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    let seen: serde_json::Value = serde_json::from_slice(&body)?;
+    let domains = seen["domains"].as_array().map_or(0, |ds| {
+        ds.iter().filter(|d| d["access"] == "visible").count()
+    });
+    println!(
+        "  diagnostic: {domains} visible domains, {sealed} sealed note blobs, {} bytes of JSON",
+        body.len()
+    );
+
+    let (hello_url, stop_hello, hello_task) = hello_server().await?;
+    let run = Duration::from_secs(u64::from(args.diagnostic_seconds));
+    let clients = args.diagnostic_clients;
+    let hello = load_apart(hello_url, None, clients, run).await?;
+    print_load("hello-world", &hello);
+    let read = load_apart(url, Some(token), clients, run).await?;
+    print_load("diagnostic read", &read);
+    let _ = stop_hello.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), hello_task).await;
+    for (name, l) in [("hello-world", &hello), ("diagnostic read", &read)] {
+        if l.errors > 0 {
+            problems.push(format!(
+                "{name}: {} failed requests (first: {})",
+                l.errors,
+                l.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    println!(
+        "  diagnostic / hello: throughput {:.3}x, p99 {:.1}x",
+        read.rate() / hello.rate(),
+        read.latency.p99.as_secs_f64() / hello.latency.p99.as_secs_f64()
+    );
+    sb.stop().await?;
+    Ok(DiagnosticRead {
+        backend: args.db,
+        clients,
+        domains,
+        sealed,
+        body_bytes: body.len(),
+        hello,
+        read,
+    })
+}
+
+/// Creates through the gateway a structure, its counselor, a person and one
+/// full diagnostic (every item rated by the counselor with a note in every
+/// domain, every item self-rated by the person with notes in a few domains),
+/// shared. Returns its path, the counselor's token and how many sealed note
+/// blobs a read opens.
+async fn full_diagnostic(sb: &Sandbox) -> Result<(String, String, usize)> {
+    let operator = sb.token("ops-bench", vec![Role::Operator], vec![]).await?;
+    let (s, v) = call(
+        sb,
+        Method::POST,
+        "/api/v1/structures",
+        &operator,
+        Some(json!({ "name": "Chantier bench", "siret": "41735218600007", "kind": "association", "commune_insee": "27229" })),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("creating the structure: {s} {v}");
+    }
+    let structure = v["id"].as_str().context("structure id")?.to_owned();
+    let counselor = sb
+        .token(
+            "counselor-bench",
+            vec![Role::Counselor],
+            vec![structure.clone()],
+        )
+        .await?;
+    let (s, v) = call(
+        sb,
+        Method::POST,
+        "/api/v1/people",
+        &counselor,
+        Some(json!({
+            "structure_id": structure,
+            "first_name": "Ana",
+            "last_name": "Zabalveytia",
+            "birth_date": "1985-05-20",
+            "commune_insee": "27229",
+        })),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("creating the person: {s} {v}");
+    }
+    let person = v["id"].as_str().context("person id")?.to_owned();
+    let mut claims = TokenSigner::claims(
+        &sb.config.auth.issuer,
+        &sb.config.auth.audience,
+        &uuid::Uuid::now_v7().to_string(),
+        vec![Role::Person],
+        vec![],
+        Duration::from_secs(600),
+    );
+    claims.person_id = Some(person.clone());
+    let person_token = eva_identity::sign_claims(&sb.config, &claims).await?;
+
+    let (s, referentiel) = call(sb, Method::GET, "/api/v1/referentiel", &counselor, None).await?;
+    if s != StatusCode::OK {
+        bail!("reading the référentiel: {s} {referentiel}");
+    }
+    let domains: Vec<(String, Vec<String>)> = referentiel["domains"]
+        .as_array()
+        .context("référentiel domains")?
+        .iter()
+        .map(|d| {
+            let items = d["items"]
+                .as_array()
+                .map(|is| {
+                    is.iter()
+                        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (d["id"].as_str().unwrap_or_default().to_owned(), items)
+        })
+        .collect();
+
+    // The draft, once diagnostics' accompaniments projection has caught up.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let draft = loop {
+        let (s, v) = call(
+            sb,
+            Method::POST,
+            &format!("/api/v1/people/{person}/diagnostics"),
+            &counselor,
+            Some(json!({ "structure_id": structure })),
+        )
+        .await?;
+        if s == StatusCode::CREATED {
+            break v;
+        }
+        if Instant::now() > deadline {
+            bail!("opening the diagnostic: {s} {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let path = format!(
+        "/api/v1/diagnostics/{}",
+        draft["id"].as_str().context("diagnostic id")?
+    );
+
+    let mut counselor_ratings = Vec::new();
+    let mut person_ratings = Vec::new();
+    let mut sealed = 0;
+    for (d, (domain, items)) in domains.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
+            let mut c = json!({ "item_id": item, "level": LEVELS[(d + i) % LEVELS.len()] });
+            if i == 0 {
+                c["note"] = json!(format!(
+                    "Point fait en entretien sur {domain} : démarches engagées, à revoir dans un mois"
+                ));
+            }
+            counselor_ratings.push(c);
+            let mut p = json!({ "item_id": item, "level": LEVELS[(d + i + 1) % LEVELS.len()] });
+            if i == 0 && d < PERSON_NOTED_DOMAINS {
+                p["note"] = json!(format!("Ce que j'en pense pour {domain}"));
+            }
+            person_ratings.push(p);
+        }
+        if !items.is_empty() {
+            sealed += 1 + usize::from(d < PERSON_NOTED_DOMAINS);
+        }
+    }
+    let (s, v) = call(
+        sb,
+        Method::PATCH,
+        &path,
+        &counselor,
+        Some(json!({ "ratings": counselor_ratings })),
+    )
+    .await?;
+    if s != StatusCode::OK {
+        bail!("rating the diagnostic: {s} {v}");
+    }
+    let (s, v) = call(
+        sb,
+        Method::POST,
+        &format!("{path}/self-rating"),
+        &person_token,
+        Some(json!({ "ratings": person_ratings })),
+    )
+    .await?;
+    if s != StatusCode::OK {
+        bail!("self-rating: {s} {v}");
+    }
+    let (s, v) = call(
+        sb,
+        Method::POST,
+        &format!("{path}/share"),
+        &counselor,
+        Some(json!({})),
+    )
+    .await?;
+    if s != StatusCode::OK {
+        bail!("sharing the diagnostic: {s} {v}");
+    }
+    Ok((path, counselor, sealed))
+}
+
+async fn call(
+    sb: &Sandbox,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(StatusCode, serde_json::Value)> {
+    let mut req = sb.http.request(method, sb.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let text = r.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    ))
+}
+
+/// An axum hello-world on `127.0.0.1:0` with `TCP_NODELAY`, on the same
+/// runtime as the sandbox's services.
+async fn hello_server() -> Result<(
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok((format!("http://{addr}/"), stop, task))
+}
+
+/// Runs [`load`] on a thread and a current-thread runtime of its own, so the
+/// load generator gets at most one core and the servers keep the runtime.
+async fn load_apart(
+    url: String,
+    token: Option<String>,
+    clients: usize,
+    run: Duration,
+) -> Result<Load> {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the load runtime")?
+            .block_on(load(url, token, clients, run))
+    })
+    .await?
+}
+
+/// `clients` closed loops of `GET url` on one keep-alive reqwest client for
+/// one second of warm-up then `run`; counts and times the requests that
+/// start and finish within `run`.
+async fn load(url: String, token: Option<String>, clients: usize, run: Duration) -> Result<Load> {
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let from = Instant::now() + Duration::from_secs(1);
+    let until = from + run;
+    let mut loops: FuturesUnordered<_> = (0..clients)
+        .map(|_| {
+            let (http, url, token) = (&http, &url, &token);
+            async move {
+                let mut samples = Vec::new();
+                let mut errors = 0usize;
+                let mut first_error = None;
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= until {
+                        break;
+                    }
+                    let mut req = http.get(url);
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    let outcome = match req.send().await {
+                        Ok(r) if r.status().is_success() => {
+                            r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                        }
+                        Ok(r) => Err(format!(
+                            "{} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let t1 = Instant::now();
+                    match outcome {
+                        Ok(()) if t0 >= from && t1 <= until => samples.push(t1 - t0),
+                        Ok(()) => {}
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                (samples, errors, first_error)
+            }
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    while let Some((s, e, f)) = loops.next().await {
+        samples.extend(s);
+        errors += e;
+        if first_error.is_none() {
+            first_error = f;
+        }
+    }
+    Ok(Load {
+        count: samples.len(),
+        window: run,
+        errors,
+        first_error,
+        latency: spread(samples),
+    })
+}
+
+fn print_load(name: &str, l: &Load) {
+    let s = &l.latency;
+    println!(
+        "  {name}: {:.0} req/s; p50 {} p90 {} p99 {} max {} ms; {} errors",
+        l.rate(),
+        ms(s.p50),
+        ms(s.p90),
+        ms(s.p99),
+        ms(s.max),
+        l.errors
+    );
+}
+
+fn print_diagnostic(d: &DiagnosticRead) {
+    println!(
+        "diagnostic read: {}; {} clients; {} domains, {} sealed blobs, {} B",
+        d.backend.label(),
+        d.clients,
+        d.domains,
+        d.sealed,
+        d.body_bytes
+    );
+    let (h, r) = (&d.hello, &d.read);
+    row("axum hello-world (req/s)", &format!("{:.0}", h.rate()), "");
+    row(
+        "axum hello-world p50 / p99 (ms)",
+        &format!("{} / {}", ms(h.latency.p50), ms(h.latency.p99)),
+        "",
+    );
+    row("diagnostic read (req/s)", &format!("{:.0}", r.rate()), "");
+    row(
+        "diagnostic read p50 / p90 (ms)",
+        &format!("{} / {}", ms(r.latency.p50), ms(r.latency.p90)),
+        "",
+    );
+    row(
+        "diagnostic read p99 / max (ms)",
+        &format!("{} / {}", ms(r.latency.p99), ms(r.latency.max)),
+        "",
+    );
+    row(
+        "diagnostic / hello throughput",
+        &format!("{:.3}x", r.rate() / h.rate()),
+        "",
+    );
+    row(
+        "diagnostic / hello p99",
+        &format!(
+            "{:.1}x",
+            r.latency.p99.as_secs_f64() / h.latency.p99.as_secs_f64()
+        ),
         "",
     );
 }
