@@ -4,6 +4,8 @@
 //! covers it; another person's key, another context and tampered bytes are
 //! refused by name; each seal and open is in the access log; the plaintext
 //! never appears in an EVA stream; after erasure it answers "données effacées".
+//! A batch (`OpenSealedBatch`) answers per item, opened or refused with its
+//! reason, and is one access-log event listing the domains opened.
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +134,61 @@ impl Caller {
             .await
             .map(|r| r.into_inner().plaintext))
     }
+}
+
+impl Caller {
+    #[allow(clippy::too_many_arguments)]
+    async fn open_batch(
+        &mut self,
+        person_id: &str,
+        structure_id: &str,
+        purpose: pb::ConsentPurpose,
+        items: Vec<pb::OpenSealedItem>,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<Result<Vec<pb::OpenSealedItemResult>, tonic::Status>> {
+        let r = self.req(pb::OpenSealedBatchRequest {
+            person_id: person_id.into(),
+            structure_id: structure_id.into(),
+            purpose: purpose as i32,
+            items,
+            resource_type: resource_type.into(),
+            resource_id: resource_id.into(),
+        })?;
+        Ok(self
+            .client
+            .open_sealed_batch(r)
+            .await
+            .map(|r| r.into_inner().results))
+    }
+}
+
+fn item(sealed: &pb::SealedPayload, context: &str, domains: &[&str]) -> pb::OpenSealedItem {
+    pb::OpenSealedItem {
+        sealed: Some(sealed.clone()),
+        context: context.into(),
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// The access-log events about `person_id` of `resource_type` and `resource_id`.
+async fn access_events(
+    sb: &Sandbox,
+    person_id: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> Result<Vec<AccessRecorded>> {
+    Ok(all_stream_messages(sb)
+        .await?
+        .into_iter()
+        .filter(|(subject, _, _)| subject.starts_with("eva.audit."))
+        .filter_map(|(_, payload, _)| AccessRecorded::decode(payload.as_slice()).ok())
+        .filter(|a| {
+            a.person_id == person_id
+                && a.resource_type == resource_type
+                && a.resource_id == resource_id
+        })
+        .collect())
 }
 
 fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, says: &str) {
@@ -310,6 +367,182 @@ async fn sealing_story(backend: Backend) -> Result<()> {
         .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
         .await??;
     assert_eq!(opened, SECRET.as_bytes());
+
+    // A batch: authorised once, each item opened or refused on its own, one
+    // access-log event listing the domains opened.
+    let ctx2 = format!("referral:{}:diagnostic", uuid::Uuid::now_v7());
+    let second = seller.seal(&ana, b"{\"deux\":1}", &ctx2).await??;
+    let mut bad_bytes = sealed.clone();
+    let end = bad_bytes.ciphertext.len() - 1;
+    bad_bytes.ciphertext[end] ^= 1;
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    let results = partner
+        .open_batch(
+            &ana,
+            &b,
+            orientation,
+            vec![
+                item(&sealed, &ctx, &["mobilite"]),
+                item(&sealed, &ctx, &["sante"]),
+                item(&bad_bytes, &ctx, &["mobilite"]),
+                item(&second, &ctx2, &["mobilite"]),
+                item(&sealed, &ctx, &[]),
+                item(&sealed, "referral:other:diagnostic", &["mobilite"]),
+            ],
+            "diagnostic",
+            &batch_id,
+        )
+        .await??;
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0].plaintext, SECRET.as_bytes());
+    assert_eq!(results[0].refusal, pb::OpenRefusal::Unspecified as i32);
+    assert!(results[1].plaintext.is_empty());
+    assert_eq!(results[1].refusal, pb::OpenRefusal::Consent as i32);
+    assert_eq!(results[1].domain, "sante");
+    assert!(
+        results[1].message.contains("domaine non couvert"),
+        "{}",
+        results[1].message
+    );
+    assert!(results[2].plaintext.is_empty());
+    assert_eq!(results[2].refusal, pb::OpenRefusal::Sealed as i32);
+    assert!(
+        results[2].message.contains("altérées"),
+        "{}",
+        results[2].message
+    );
+    assert_eq!(results[3].plaintext, b"{\"deux\":1}");
+    assert_eq!(results[4].refusal, pb::OpenRefusal::DomainsRequired as i32);
+    assert_eq!(results[5].refusal, pb::OpenRefusal::Sealed as i32);
+    // The follower opens without a consent to itself, and without domains.
+    let mine = seller
+        .open_batch(
+            &ana,
+            &a,
+            orientation,
+            vec![item(&sealed, &ctx, &[]), item(&second, &ctx2, &[])],
+            "diagnostic",
+            &batch_id,
+        )
+        .await??;
+    assert_eq!(mine[0].plaintext, SECRET.as_bytes());
+    assert_eq!(mine[1].plaintext, b"{\"deux\":1}");
+    // Refused whole, by name: another structure, too many items, too many
+    // bytes, a bad item, a bad resource.
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &a,
+                orientation,
+                vec![item(&sealed, &ctx, &["mobilite"])],
+                "diagnostic",
+                &batch_id,
+            )
+            .await?,
+        Code::PermissionDenied,
+        "vous n'agissez pas pour cette structure",
+    );
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &b,
+                orientation,
+                vec![item(&sealed, &ctx, &["mobilite"]); 65],
+                "diagnostic",
+                &batch_id,
+            )
+            .await?,
+        Code::InvalidArgument,
+        "items",
+    );
+    let big = pb::SealedPayload {
+        ciphertext: vec![0; 256 * 1024],
+        key_id: sealed.key_id.clone(),
+    };
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &b,
+                orientation,
+                vec![item(&big, &ctx, &["mobilite"]); 9],
+                "diagnostic",
+                &batch_id,
+            )
+            .await?,
+        Code::InvalidArgument,
+        "items",
+    );
+    refused(
+        partner
+            .open_batch(&ana, &b, orientation, vec![], "diagnostic", &batch_id)
+            .await?,
+        Code::InvalidArgument,
+        "items",
+    );
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &b,
+                orientation,
+                vec![item(&sealed, &ctx, &["mobilité"])],
+                "diagnostic",
+                &batch_id,
+            )
+            .await?,
+        Code::InvalidArgument,
+        "items.domains",
+    );
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &b,
+                orientation,
+                vec![item(&sealed, &ctx, &["mobilite"])],
+                "Diagnostic !",
+                &batch_id,
+            )
+            .await?,
+        Code::InvalidArgument,
+        "resource_type",
+    );
+    refused(
+        partner
+            .open_batch(
+                &ana,
+                &b,
+                orientation,
+                vec![item(&sealed, &ctx, &["mobilite"])],
+                "diagnostic",
+                "",
+            )
+            .await?,
+        Code::InvalidArgument,
+        "resource_id",
+    );
+    // One event for B's batch, listing only the domain opened; one for A's.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let events = loop {
+        let events = access_events(&sb, &ana, "diagnostic", &batch_id).await?;
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let of_b: Vec<_> = events
+        .iter()
+        .filter(|e| e.actor_structure_id == b)
+        .collect();
+    assert_eq!(of_b.len(), 1, "{events:?}");
+    assert_eq!(of_b[0].action, AccessAction::Read as i32);
+    assert_eq!(of_b[0].domains, ["mobilite"]);
+    assert_eq!(of_b[0].purpose, "orientation");
+    assert_eq!(of_b[0].actor_role, "partner");
+    assert_eq!(events.len(), 2, "{events:?}");
     // Not for a domain, a purpose or a structure the consent does not cover.
     refused(
         partner

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use eva_platform::audit::{self, Access};
 use eva_platform::auth::{Principal, Role, require_role};
 use eva_platform::consent::{Consents, Purpose};
-use eva_platform::crypto::BlindIndex;
 use eva_platform::db::{now_us, to_timestamp};
 use eva_platform::grpc::invalid_field;
 use eva_platform::outbox::{self, Event};
@@ -32,7 +31,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::SERVICE;
-use crate::notes::{DomainNotes, Sealer, context};
+use crate::notes::{DomainNotes, OpenItem, Reading, Sealer, context};
 use crate::referentiel::{self, Level, Referentiel, Referentiels};
 use crate::store::{Author, DiagnosticRow, RatingRow, Store};
 
@@ -56,7 +55,6 @@ pub struct DiagnosticApi {
     pub referentiels: Arc<Referentiels>,
     pub consents: Consents,
     pub sealer: Sealer,
-    pub blind: BlindIndex,
 }
 
 /// `DiagnosticService`, ready for `GrpcServer::add_service`.
@@ -297,40 +295,55 @@ impl DiagnosticApi {
             .into_iter()
             .filter(|row| sight.visible.contains(&row.domain_id))
             .collect();
-        // One identity call per blob: run them together, not one after another.
-        let opened = futures::future::join_all(rows.into_iter().map(|row| async move {
-            let author = if row.author == Author::Person.code() {
-                Author::Person
-            } else {
-                Author::Counselor
-            };
-            let notes = self
-                .sealer
-                .open(
+        // One identity call for all the blobs: authorised once, logged once.
+        let keys: Vec<(String, Author)> = rows
+            .iter()
+            .map(|row| {
+                let author = if row.author == Author::Person.code() {
+                    Author::Person
+                } else {
+                    Author::Counselor
+                };
+                (row.domain_id.clone(), author)
+            })
+            .collect();
+        let items = rows
+            .into_iter()
+            .zip(&keys)
+            .map(|(row, (domain_id, author))| OpenItem {
+                context: context(&d.diagnostic_id, domain_id, *author),
+                ciphertext: row.ciphertext,
+                key_id: row.key_id,
+                domain_id: row.domain_id,
+            })
+            .collect::<Vec<_>>();
+        let opened = if items.is_empty() {
+            Vec::new()
+        } else {
+            self.sealer
+                .open_batch(
                     md,
-                    &d.person_id,
-                    context(&d.diagnostic_id, &row.domain_id, author),
-                    row.ciphertext,
-                    row.key_id,
-                    &row.domain_id,
-                    sight.structure_id.as_deref().unwrap_or(""),
-                    sight.purpose,
+                    &Reading {
+                        person_id: &d.person_id,
+                        structure_id: sight.structure_id.as_deref().unwrap_or(""),
+                        purpose: sight.purpose,
+                        resource_type: "diagnostic",
+                        resource_id: &d.diagnostic_id,
+                    },
+                    items,
                 )
-                .await;
-            (row.domain_id, author, notes)
-        }))
-        .await;
+                .await?
+        };
         let mut out = BTreeMap::new();
         let mut refused = BTreeSet::new();
-        for (domain_id, author, notes) in opened {
+        for ((domain_id, author), notes) in keys.into_iter().zip(opened) {
             match notes {
-                Ok(notes) => {
+                Some(notes) => {
                     out.insert((domain_id, author.code()), notes);
                 }
-                Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                None => {
                     refused.insert(domain_id);
                 }
-                Err(s) => return Err(s),
             }
         }
         // A domain refused for one author is refused whole.
@@ -652,10 +665,6 @@ impl DiagnosticApi {
             ));
         }
         Ok(caller)
-    }
-
-    fn pseudonym(&self, person_id: &str) -> String {
-        self.blind.index("statistics-pseudonym", person_id)
     }
 }
 
@@ -979,7 +988,9 @@ impl pb::diagnostic_service_server::DiagnosticService for DiagnosticApi {
             .await
             .map_err(internal)?;
         let context = self.recording_context(&d.structure_id).await?;
-        let pseudonym = self.pseudonym(&d.person_id);
+        let pseudonym = Store::pseudonym_in(&mut tx, &d.person_id)
+            .await
+            .map_err(internal)?;
         let today = shared_on(now);
         let shared = pb::DiagnosticShared {
             statistics_pseudonym: pseudonym.clone(),

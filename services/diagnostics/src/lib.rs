@@ -148,7 +148,6 @@ pub async fn run(
         referentiels: referentiels.clone(),
         consents,
         sealer: notes::Sealer::connect(&config)?,
-        blind: ctx.kek()?.blind_index(),
     };
     let server = GrpcServer::new(SERVICE)
         .add_service(ReferentielServiceServer::new(api::ReferentielApi {

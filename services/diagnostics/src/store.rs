@@ -463,6 +463,32 @@ impl Store {
         Ok(())
     }
 
+    /// The person's statistics pseudonym, created (random) the first time.
+    pub async fn pseudonym_in(tx: &mut Tx, person_id: &str) -> Result<String, DbError> {
+        let existing: Option<(String,)> = on_backend!(tx.conn(), c => sqlx::query_as(
+            "SELECT pseudonym FROM statistics_pseudonyms WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&mut *c)
+        .await)?;
+        if let Some((p,)) = existing {
+            return Ok(p);
+        }
+        let mut raw = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        let pseudonym: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        on_backend!(tx.conn(), c => sqlx::query(
+            "INSERT INTO statistics_pseudonyms (person_id, pseudonym, created_at_us) VALUES ($1, $2, $3)",
+        )
+        .bind(person_id)
+        .bind(&pseudonym)
+        .bind(eva_platform::db::now_us())
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+        Ok(pseudonym)
+    }
+
     /// Does the person object to statistics now?
     pub async fn objects_in(tx: &mut Tx, person_id: &str) -> Result<bool, DbError> {
         let row: Option<(bool,)> = on_backend!(tx.conn(), c => sqlx::query_as(
@@ -505,7 +531,7 @@ impl Store {
             }
             eva_platform::db::Conn::Postgres(c) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(
-                    "VACUUM diagnostics, ratings, domain_notes, plan_actions, plan_objectives, accompaniments, statistics_objections",
+                    "VACUUM diagnostics, ratings, domain_notes, plan_actions, plan_objectives, accompaniments, statistics_objections, statistics_pseudonyms",
                 ))
                 .execute(&mut *c)
                 .await?;
@@ -524,6 +550,8 @@ impl Store {
             "DELETE FROM diagnostics WHERE person_id = $1",
             "DELETE FROM accompaniments WHERE person_id = $1",
             "DELETE FROM statistics_objections WHERE person_id = $1",
+            // Without it, statistics can no longer link this person's diagnostics.
+            "DELETE FROM statistics_pseudonyms WHERE person_id = $1",
         ] {
             on_backend!(tx.conn(), c => sqlx::query(sql)
                 .bind(person_id)

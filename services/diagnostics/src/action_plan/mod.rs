@@ -41,7 +41,7 @@ use tonic::{Request, Response, Status};
 use self::store::{ActionRow, ObjectiveRow};
 use crate::SERVICE;
 use crate::diagnostic::{DiagnosticApi, FOLLOWERS, REMPLACE, Sight, internal};
-use crate::notes::DomainNotes;
+use crate::notes::{DomainNotes, OpenItem, Reading};
 use crate::store::{DiagnosticRow, Store};
 
 /// Roles that read a plan.
@@ -384,39 +384,6 @@ impl ActionPlanApi {
             .await
     }
 
-    /// Opens one title; `None` when identity refuses it to this reader.
-    #[allow(clippy::too_many_arguments)]
-    async fn open(
-        &self,
-        md: &MetadataMap,
-        person_id: &str,
-        context: String,
-        ciphertext: Vec<u8>,
-        key_id: String,
-        domain_id: &str,
-        sight: &Sight,
-    ) -> Result<Option<String>, Status> {
-        match self
-            .api()
-            .sealer
-            .open(
-                md,
-                person_id,
-                context,
-                ciphertext,
-                key_id,
-                domain_id,
-                sight.structure_id.as_deref().unwrap_or(""),
-                sight.purpose,
-            )
-            .await
-        {
-            Ok(mut payload) => Ok(Some(payload.remove(TITLE).unwrap_or_default())),
-            Err(s) if s.code() == tonic::Code::PermissionDenied => Ok(None),
-            Err(s) => Err(s),
-        }
-    }
-
     /// The plan of `d` as `sight` lets the caller see it, titles opened:
     /// (objectives, withheld domains, visible domains with objectives).
     pub async fn render(
@@ -439,49 +406,67 @@ impl ActionPlanApi {
         {
             actions.entry(a.objective_id.clone()).or_default().push(a);
         }
+        // The objectives to show and their actions, every title opened in
+        // one identity call: authorised once, logged once.
+        let shown: Vec<_> = objectives
+            .into_iter()
+            .filter(|o| only.is_none_or(|id| id == o.objective_id))
+            .filter(|o| sight.visible.contains(&o.domain_id))
+            .map(|o| {
+                let acts = actions.remove(&o.objective_id).unwrap_or_default();
+                (o, acts)
+            })
+            .collect();
+        let mut items = Vec::new();
+        for (o, acts) in &shown {
+            items.push(OpenItem {
+                context: context(&d.diagnostic_id, &o.domain_id, "objective", &o.objective_id),
+                ciphertext: o.title_ciphertext.clone(),
+                key_id: o.title_key_id.clone(),
+                domain_id: o.domain_id.clone(),
+            });
+            for a in acts {
+                items.push(OpenItem {
+                    context: context(&d.diagnostic_id, &o.domain_id, "action", &a.action_id),
+                    ciphertext: a.title_ciphertext.clone(),
+                    key_id: a.title_key_id.clone(),
+                    domain_id: o.domain_id.clone(),
+                });
+            }
+        }
+        let mut titles = if items.is_empty() {
+            Vec::new()
+        } else {
+            self.api()
+                .sealer
+                .open_batch(
+                    md,
+                    &Reading {
+                        person_id: &d.person_id,
+                        structure_id: sight.structure_id.as_deref().unwrap_or(""),
+                        purpose: sight.purpose,
+                        resource_type: "action_plan",
+                        resource_id: &d.diagnostic_id,
+                    },
+                    items,
+                )
+                .await?
+        }
+        .into_iter()
+        .map(|t| t.map(|mut payload| payload.remove(TITLE).unwrap_or_default()));
         let mut refused: BTreeSet<String> = BTreeSet::new();
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        for o in objectives {
-            if only.is_some_and(|id| id != o.objective_id) {
-                continue;
-            }
-            if !sight.visible.contains(&o.domain_id) || refused.contains(&o.domain_id) {
-                continue;
-            }
-            let ctx = context(&d.diagnostic_id, &o.domain_id, "objective", &o.objective_id);
-            let Some(title) = self
-                .open(
-                    md,
-                    &d.person_id,
-                    ctx,
-                    o.title_ciphertext.clone(),
-                    o.title_key_id.clone(),
-                    &o.domain_id,
-                    sight,
-                )
-                .await?
-            else {
+        for (o, acts) in shown {
+            let title = titles.next().flatten();
+            let list: Vec<_> = acts
+                .iter()
+                .map(|a| to_action(a, titles.next().flatten().unwrap_or_default()))
+                .collect();
+            let Some(title) = title else {
                 refused.insert(o.domain_id.clone());
                 continue;
             };
-            let mut list = Vec::new();
-            for a in actions.remove(&o.objective_id).unwrap_or_default() {
-                let ctx = context(&d.diagnostic_id, &o.domain_id, "action", &a.action_id);
-                let t = self
-                    .open(
-                        md,
-                        &d.person_id,
-                        ctx,
-                        a.title_ciphertext.clone(),
-                        a.title_key_id.clone(),
-                        &o.domain_id,
-                        sight,
-                    )
-                    .await?
-                    .unwrap_or_default();
-                list.push(to_action(&a, t));
-            }
             seen.insert(o.domain_id.clone());
             out.push(to_objective(&o, title, list));
         }

@@ -5,8 +5,8 @@
 
 use eva_platform::audit::{self, Access};
 use eva_platform::auth::{Principal, Role, require_role};
-use eva_platform::consent::{Purpose, today};
-use eva_platform::crypto::{Kek, WrappedKey};
+use eva_platform::consent::{GrantView, Purpose, Reason, today};
+use eva_platform::crypto::{DataKey, Kek, WrappedKey};
 use eva_platform::db::{Db, DbError};
 use eva_platform::grpc::invalid_field;
 use eva_platform::on_backend;
@@ -15,12 +15,16 @@ use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::sealing_service_server::SealingServiceServer;
 use tonic::{Request, Response, Status};
 
-use super::{aad, check_context, check_domains, check_plaintext, decide_all, key_id, reason_text};
+use super::{
+    MAX_BATCH_CIPHERTEXT, MAX_BATCH_ITEMS, aad, check_context, check_domains, check_plaintext,
+    check_resource_type, decide_all, key_id, reason_text,
+};
 use crate::SERVICE;
 use crate::consent::store::ConsentStore;
 use crate::people::api::{FOLLOWERS, PERSON_READERS, PURPOSE, field, internal, relation_of};
 use crate::people::store::{PeopleStore, PersonRow};
 use crate::people::{check_id, person_not_found};
+use crate::structure::FieldError;
 
 /// Roles that may open a sealed payload, given the right structure and consent.
 pub const OPENERS: &[Role] = &[
@@ -55,12 +59,140 @@ fn erased_or_unknown() -> Status {
     Status::not_found("personne introuvable ou données effacées / person not found or data erased")
 }
 
+const TAMPERED: &str = "données scellées altérées, ou scellées pour une autre personne ou un autre contexte / \
+     sealed data tampered with, or sealed for another person or context";
+
+const OTHER_KEY: &str = "scellé avec une autre clé que celle de cette personne / sealed with another key than this person's";
+
+/// Largest ciphertext of one payload: the largest plaintext and the AEAD's
+/// nonce and tag.
+const MAX_CIPHERTEXT: usize = super::MAX_PLAINTEXT + 64;
+
 fn tampered() -> Status {
-    invalid_field(
-        "sealed",
-        "données scellées altérées, ou scellées pour une autre personne ou un autre contexte / \
-         sealed data tampered with, or sealed for another person or context",
-    )
+    invalid_field("sealed", TAMPERED)
+}
+
+/// How a caller, once authorised for a person and a structure, may open
+/// payloads: freely (the person themself, or a follower), or per domain as
+/// the person's consent to the structure allows.
+enum Opener {
+    Free,
+    Consent {
+        grants: Vec<GrantView>,
+        today: String,
+    },
+}
+
+/// Why one payload is not opened.
+enum Refusal {
+    /// The consent does not cover `domain` for the purpose.
+    Consent {
+        domain: &'static str,
+        reason: Reason,
+    },
+    /// Only a consent could allow it, and the payload names no domain.
+    DomainsRequired,
+    /// Tampered bytes, or sealed for another person, context or key.
+    Sealed(&'static str),
+}
+
+const DOMAINS_REQUIRED: &str = "indiquez les domaines que couvrent les données, pour vérifier le consentement / \
+     list the domains the data covers, for the consent check";
+
+impl Opener {
+    /// May the payload covering `domains` be opened for `purpose`? One
+    /// decision for OpenSealed and for each item of OpenSealedBatch.
+    fn decide(&self, domains: &[&'static str], purpose: Purpose) -> Result<(), Refusal> {
+        let Opener::Consent { grants, today } = self else {
+            return Ok(());
+        };
+        if domains.is_empty() {
+            return Err(Refusal::DomainsRequired);
+        }
+        decide_all(grants, domains, purpose, today).map_err(|(domain, d)| Refusal::Consent {
+            domain,
+            reason: d.reason,
+        })
+    }
+}
+
+impl Refusal {
+    fn message(&self, purpose: Purpose) -> String {
+        match self {
+            Refusal::Consent { domain, reason } => format!(
+                "accès refusé ({domain}, {purpose}) : {} / access denied",
+                reason_text(*reason)
+            ),
+            Refusal::DomainsRequired => DOMAINS_REQUIRED.to_owned(),
+            Refusal::Sealed(m) => (*m).to_owned(),
+        }
+    }
+
+    /// Logs a consent denial (never the payload).
+    fn log(&self, person_id: &str, structure_id: &str, purpose: Purpose) {
+        if let Refusal::Consent { domain, reason } = self {
+            tracing::info!(
+                person_id = %person_id,
+                structure_id = %structure_id,
+                domain,
+                purpose = purpose.code(),
+                reason = ?reason,
+                "sealed payload not opened: consent denies"
+            );
+        }
+    }
+
+    /// The refusal as OpenSealed answers it.
+    fn status(&self, purpose: Purpose) -> Status {
+        match self {
+            Refusal::Consent { .. } => Status::permission_denied(self.message(purpose)),
+            Refusal::DomainsRequired => invalid_field("domains", DOMAINS_REQUIRED),
+            Refusal::Sealed(m) => invalid_field("sealed", m),
+        }
+    }
+
+    /// The refusal as one item of OpenSealedBatch answers it.
+    fn item(&self, purpose: Purpose) -> pb::OpenSealedItemResult {
+        let (refusal, domain) = match self {
+            Refusal::Consent { domain, .. } => (pb::OpenRefusal::Consent, (*domain).to_owned()),
+            Refusal::DomainsRequired => (pb::OpenRefusal::DomainsRequired, String::new()),
+            Refusal::Sealed(_) => (pb::OpenRefusal::Sealed, String::new()),
+        };
+        pb::OpenSealedItemResult {
+            plaintext: Vec::new(),
+            refusal: refusal as i32,
+            message: self.message(purpose),
+            domain,
+        }
+    }
+}
+
+/// Opens one payload with the person's key, checking it was sealed with
+/// that key, for that person and in that context.
+fn open_with(
+    key: &DataKey,
+    key_id_now: &str,
+    person_id: &str,
+    context: &str,
+    sealed: &pb::SealedPayload,
+) -> Result<Vec<u8>, Refusal> {
+    if sealed.ciphertext.is_empty() || sealed.ciphertext.len() > MAX_CIPHERTEXT {
+        return Err(Refusal::Sealed(TAMPERED));
+    }
+    if sealed.key_id != key_id_now {
+        return Err(Refusal::Sealed(OTHER_KEY));
+    }
+    key.open(&sealed.ciphertext, &aad(person_id, context))
+        .map_err(|_| Refusal::Sealed(TAMPERED))
+}
+
+fn purpose_of(raw: i32) -> Result<Purpose, Status> {
+    Purpose::from_proto(raw).ok_or_else(|| {
+        invalid_field(
+            "purpose",
+            "finalité inconnue : accompagnement, orientation ou statistiques / unknown purpose",
+        )
+    })
 }
 
 impl SealingApi {
@@ -95,20 +227,19 @@ impl SealingApi {
         tx.commit().await.map_err(internal)
     }
 
-    /// May `caller`, acting for `structure_id`, read `domains` of the person
-    /// for `purpose`? The person themself may; a counselor or admin of a
+    /// May `caller`, acting for `structure_id`, read the person's data at
+    /// all, and how? The person themself may; a counselor or admin of a
     /// structure following the person may; anyone else needs the person's
-    /// consent to that structure for every domain and the purpose.
-    async fn authorise_open(
+    /// consent to that structure for every domain and the purpose, decided
+    /// per payload by [`Opener::decide`].
+    async fn authorise(
         &self,
         caller: &Principal,
         person_id: &str,
         structure_id: &str,
-        domains: &[&'static str],
-        purpose: Purpose,
-    ) -> Result<(), Status> {
+    ) -> Result<Opener, Status> {
         if caller.has_role(Role::Person) && caller.person_id.as_deref() == Some(person_id) {
-            return Ok(());
+            return Ok(Opener::Free);
         }
         if structure_id.is_empty() {
             return Err(invalid_field(
@@ -141,29 +272,28 @@ impl SealingApi {
             (following, grants)
         };
         if caller.has_any_role(FOLLOWERS) && following.iter().any(|s| s == structure_id) {
-            return Ok(());
+            return Ok(Opener::Free);
         }
-        if domains.is_empty() {
-            return Err(invalid_field(
-                "domains",
-                "indiquez les domaines que couvrent les données, pour vérifier le consentement / \
-                 list the domains the data covers, for the consent check",
-            ));
+        Ok(Opener::Consent { grants, today })
+    }
+
+    /// The person's data key and its id, or why there is none.
+    async fn key_of(&self, person_id: &str) -> Result<(DataKey, String), Status> {
+        let Some(row) = self.person(person_id).await? else {
+            return Err(if self.erased(person_id).await? {
+                erased()
+            } else {
+                erased_or_unknown()
+            });
+        };
+        if row.wrapped_key.is_empty() {
+            return Err(erased());
         }
-        decide_all(&grants, domains, purpose, &today).map_err(|(domain, d)| {
-            tracing::info!(
-                person_id = %person_id,
-                structure_id = %structure_id,
-                domain,
-                purpose = purpose.code(),
-                reason = ?d.reason,
-                "sealed payload not opened: consent denies"
-            );
-            Status::permission_denied(format!(
-                "accès refusé ({domain}, {purpose}) : {} / access denied",
-                reason_text(d.reason)
-            ))
-        })
+        let key = self
+            .kek
+            .unwrap_data_key(person_id, &WrappedKey(row.wrapped_key.clone()))
+            .map_err(crate::people::api::unreadable)?;
+        Ok((key, key_id(&row.wrapped_key)))
     }
 }
 
@@ -227,42 +357,20 @@ impl pb::sealing_service_server::SealingService for SealingApi {
                 "données scellées manquantes / sealed payload missing",
             )
         })?;
-        if sealed.ciphertext.is_empty() || sealed.ciphertext.len() > super::MAX_PLAINTEXT + 64 {
+        if sealed.ciphertext.is_empty() || sealed.ciphertext.len() > MAX_CIPHERTEXT {
             return Err(tampered());
         }
-        let purpose = Purpose::from_proto(r.purpose).ok_or_else(|| {
-            invalid_field(
-                "purpose",
-                "finalité inconnue : accompagnement, orientation ou statistiques / unknown purpose",
-            )
-        })?;
+        let purpose = purpose_of(r.purpose)?;
         let domains = check_domains(&r.domains).map_err(field)?;
         let structure_id = r.structure_id.trim();
-        self.authorise_open(&caller, &r.person_id, structure_id, &domains, purpose)
-            .await?;
-        let Some(row) = self.person(&r.person_id).await? else {
-            return Err(if self.erased(&r.person_id).await? {
-                erased()
-            } else {
-                erased_or_unknown()
-            });
-        };
-        if row.wrapped_key.is_empty() {
-            return Err(erased());
-        }
-        if sealed.key_id != key_id(&row.wrapped_key) {
-            return Err(invalid_field(
-                "sealed",
-                "scellé avec une autre clé que celle de cette personne / sealed with another key than this person's",
-            ));
-        }
-        let key = self
-            .kek
-            .unwrap_data_key(&r.person_id, &WrappedKey(row.wrapped_key.clone()))
-            .map_err(crate::people::api::unreadable)?;
-        let plaintext = key
-            .open(&sealed.ciphertext, &aad(&r.person_id, &context))
-            .map_err(|_| tampered())?;
+        let opener = self.authorise(&caller, &r.person_id, structure_id).await?;
+        opener.decide(&domains, purpose).map_err(|e| {
+            e.log(&r.person_id, structure_id, purpose);
+            e.status(purpose)
+        })?;
+        let (key, key_id_now) = self.key_of(&r.person_id).await?;
+        let plaintext = open_with(&key, &key_id_now, &r.person_id, &context, sealed)
+            .map_err(|e| e.status(purpose))?;
         self.record(Access {
             person_id: &r.person_id,
             actor: &caller,
@@ -281,5 +389,105 @@ impl pb::sealing_service_server::SealingService for SealingApi {
             "sealed payload opened"
         );
         Ok(Response::new(pb::OpenSealedResponse { plaintext }))
+    }
+
+    async fn open_sealed_batch(
+        &self,
+        req: Request<pb::OpenSealedBatchRequest>,
+    ) -> Result<Response<pb::OpenSealedBatchResponse>, Status> {
+        let caller = require_role(&req, OPENERS)?.clone();
+        let r = req.into_inner();
+        check_id("person_id", &r.person_id)?;
+        let purpose = purpose_of(r.purpose)?;
+        let resource_type = check_resource_type(&r.resource_type).map_err(field)?;
+        let resource_id = check_context(&r.resource_id).map_err(|e| {
+            field(FieldError {
+                field: "resource_id",
+                message: e.message,
+            })
+        })?;
+        if r.items.is_empty() || r.items.len() > MAX_BATCH_ITEMS {
+            return Err(invalid_field(
+                "items",
+                "de 1 à 64 éléments à ouvrir par appel / 1 to 64 items per call",
+            ));
+        }
+        let total: usize = r
+            .items
+            .iter()
+            .map(|i| i.sealed.as_ref().map_or(0, |s| s.ciphertext.len()))
+            .sum();
+        if total > MAX_BATCH_CIPHERTEXT {
+            return Err(invalid_field(
+                "items",
+                "trop de données à ouvrir : 2 Mio au plus par appel / too much to open: at most 2 MiB per call",
+            ));
+        }
+        // Every item well formed, or the whole batch is a bad request.
+        let mut items = Vec::with_capacity(r.items.len());
+        for item in &r.items {
+            let sealed = item.sealed.as_ref().ok_or_else(|| {
+                invalid_field(
+                    "items.sealed",
+                    "données scellées manquantes / sealed payload missing",
+                )
+            })?;
+            let context = check_context(&item.context)
+                .map_err(|e| invalid_field("items.context", &e.message))?;
+            let domains = check_domains(&item.domains)
+                .map_err(|e| invalid_field("items.domains", &e.message))?;
+            items.push((sealed, context, domains));
+        }
+        let structure_id = r.structure_id.trim();
+        let opener = self.authorise(&caller, &r.person_id, structure_id).await?;
+        let (key, key_id_now) = self.key_of(&r.person_id).await?;
+        let mut opened_domains: Vec<String> = Vec::new();
+        let mut results = Vec::with_capacity(items.len());
+        let mut opened = 0usize;
+        for (sealed, context, domains) in &items {
+            let outcome = opener
+                .decide(domains, purpose)
+                .and_then(|()| open_with(&key, &key_id_now, &r.person_id, context, sealed));
+            match outcome {
+                Ok(plaintext) => {
+                    opened += 1;
+                    for d in domains {
+                        if !opened_domains.iter().any(|x| x == d) {
+                            opened_domains.push((*d).to_owned());
+                        }
+                    }
+                    results.push(pb::OpenSealedItemResult {
+                        plaintext,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    e.log(&r.person_id, structure_id, purpose);
+                    results.push(e.item(purpose));
+                }
+            }
+        }
+        if opened > 0 {
+            self.record(Access {
+                person_id: &r.person_id,
+                actor: &caller,
+                structure_id: (!structure_id.is_empty()).then_some(structure_id),
+                action: AccessAction::Read,
+                resource_type: &resource_type,
+                resource_id: &resource_id,
+                domains: opened_domains,
+                purpose: purpose.code(),
+            })
+            .await?;
+        }
+        tracing::info!(
+            person_id = %r.person_id,
+            structure_id = %structure_id,
+            purpose = purpose.code(),
+            items = items.len(),
+            opened,
+            "sealed payloads opened"
+        );
+        Ok(Response::new(pb::OpenSealedBatchResponse { results }))
     }
 }

@@ -23,6 +23,13 @@ pub use api::SealingApi;
 pub const MAX_PLAINTEXT: usize = 256 * 1024;
 /// Longest context accepted, in characters.
 pub const MAX_CONTEXT: usize = 200;
+/// Most payloads opened by one `OpenSealedBatch` call.
+pub const MAX_BATCH_ITEMS: usize = 64;
+/// Most ciphertext opened by one `OpenSealedBatch` call, in bytes (2 MiB):
+/// the request and the answer stay under gRPC's 4 MiB message limit.
+pub const MAX_BATCH_CIPHERTEXT: usize = 2 * 1024 * 1024;
+/// Longest access-log resource type accepted, in characters.
+pub const MAX_RESOURCE_TYPE: usize = 40;
 
 fn bad(field: &'static str, message: &str) -> FieldError {
     FieldError {
@@ -58,6 +65,23 @@ pub fn check_context(raw: &str) -> Result<String, FieldError> {
             "context",
             "contexte obligatoire : 200 caractères ASCII au plus, sans espace, ex. referral:<id>:diagnostic / \
              context required: at most 200 ASCII characters, no spaces",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// An access-log resource type: required, at most [`MAX_RESOURCE_TYPE`]
+/// characters, lowercase ASCII letters and `_` (e.g. `diagnostic`).
+pub fn check_resource_type(raw: &str) -> Result<String, FieldError> {
+    let v = raw.trim();
+    if v.is_empty()
+        || v.len() > MAX_RESOURCE_TYPE
+        || !v.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        return Err(bad(
+            "resource_type",
+            "type de ressource obligatoire : 40 lettres minuscules ou _ au plus, ex. diagnostic / \
+             resource type required: at most 40 lowercase letters or _",
         ));
     }
     Ok(v.to_owned())
@@ -154,6 +178,14 @@ mod tests {
             "plaintext"
         );
         assert_eq!(check_plaintext(b"").unwrap_err().field, "plaintext");
+        assert_eq!(check_resource_type(" action_plan ").unwrap(), "action_plan");
+        for bad in ["", "Diagnostic", "a b", "a:b", &"x".repeat(41)] {
+            assert_eq!(
+                check_resource_type(bad).unwrap_err().field,
+                "resource_type",
+                "{bad}"
+            );
+        }
         assert_eq!(
             check_domains(&["mobilite".into(), " mobilite".into(), "sante".into()]).unwrap(),
             ["mobilite", "sante"]
