@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 pub struct Upstreams {
     pub identity: Channel,
     pub diagnostics: Channel,
+    pub referrals: Channel,
     pub statistics: Channel,
     pub timeout: Duration,
 }
@@ -29,16 +30,18 @@ impl Upstreams {
         Ok(Self {
             identity: channel("identity", &config.identity.endpoint)?,
             diagnostics: channel("diagnostics", &config.diagnostics.endpoint)?,
+            referrals: channel("referrals", &config.referrals.endpoint)?,
             statistics: channel("statistics", &config.statistics.endpoint)?,
             timeout: Duration::from_millis(config.gateway.request_timeout_ms),
         })
     }
 
     /// Every service, by name, for readiness.
-    pub fn all(&self) -> [(&'static str, Channel); 3] {
+    pub fn all(&self) -> [(&'static str, Channel); 4] {
         [
             ("identity", self.identity.clone()),
             ("diagnostics", self.diagnostics.clone()),
+            ("referrals", self.referrals.clone()),
             ("statistics", self.statistics.clone()),
         ]
     }

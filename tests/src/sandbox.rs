@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use eva_platform::auth::Role;
-use eva_platform::{Config, Shutdown};
+use eva_platform::{Clock, Config, Shutdown};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -28,6 +28,8 @@ pub struct Sandbox {
     /// `http://127.0.0.1:<port>` of the gateway.
     pub gateway: String,
     pub http: reqwest::Client,
+    /// The clock the referrals scheduler runs on; `advance` makes days pass.
+    pub clock: Clock,
     shutdown: Shutdown,
     tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
     _dir: tempfile::TempDir,
@@ -63,12 +65,14 @@ impl Sandbox {
                 config.identity.database_url = Some(pg.create_database("identity").await?);
                 config.statistics.database_url = Some(pg.create_database("statistics").await?);
                 config.diagnostics.database_url = Some(pg.create_database("diagnostics").await?);
+                config.referrals.database_url = Some(pg.create_database("referrals").await?);
                 Some(pg)
             }
         };
         let (identity_l, identity_addr) = local().await?;
         let (statistics_l, statistics_addr) = local().await?;
         let (diagnostics_l, diagnostics_addr) = local().await?;
+        let (referrals_l, referrals_addr) = local().await?;
         let (gateway_l, gateway_addr) = local().await?;
         config.identity.listen = identity_addr.parse()?;
         config.identity.endpoint = format!("http://{identity_addr}");
@@ -76,10 +80,13 @@ impl Sandbox {
         config.statistics.endpoint = format!("http://{statistics_addr}");
         config.diagnostics.listen = diagnostics_addr.parse()?;
         config.diagnostics.endpoint = format!("http://{diagnostics_addr}");
+        config.referrals.listen = referrals_addr.parse()?;
+        config.referrals.endpoint = format!("http://{referrals_addr}");
         config.gateway.listen = gateway_addr.parse()?;
         config.validate()?;
         let config = Arc::new(config);
         let shutdown = Shutdown::new();
+        let clock = Clock::system();
         let mut tasks: Vec<(&'static str, JoinHandle<Result<()>>)> = Vec::new();
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push((
@@ -96,6 +103,13 @@ impl Sandbox {
             "diagnostics",
             tokio::spawn(async move { Ok(eva_diagnostics::run(c, diagnostics_l, s).await?) }),
         ));
+        let (c, s, k) = (config.clone(), shutdown.clone(), clock.clone());
+        tasks.push((
+            "referrals",
+            tokio::spawn(async move {
+                Ok(eva_referrals::run_with_clock(c, referrals_l, s, k).await?)
+            }),
+        ));
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push((
             "gateway",
@@ -107,6 +121,7 @@ impl Sandbox {
             config,
             gateway: format!("http://{gateway_addr}"),
             http: reqwest::Client::new(),
+            clock,
             shutdown,
             tasks,
             _dir: dir,

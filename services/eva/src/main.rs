@@ -84,6 +84,7 @@ enum OperatorCommand {
 enum Service {
     Identity,
     Diagnostics,
+    Referrals,
     Statistics,
     Gateway,
 }
@@ -195,6 +196,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 for s in [
                     Service::Identity,
                     Service::Diagnostics,
+                    Service::Referrals,
                     Service::Statistics,
                     Service::Gateway,
                 ] {
@@ -255,6 +257,7 @@ fn service_name(s: Service) -> &'static str {
     match s {
         Service::Identity => "identity",
         Service::Diagnostics => "diagnostics",
+        Service::Referrals => "referrals",
         Service::Statistics => "statistics",
         Service::Gateway => "gateway",
     }
@@ -277,6 +280,10 @@ async fn spawn_service(
         Service::Diagnostics => {
             let l = bind("diagnostics", &config.diagnostics.service()).await?;
             set.spawn(async move { Ok(eva_diagnostics::run(config, l, sd).await?) });
+        }
+        Service::Referrals => {
+            let l = bind("referrals", &config.referrals.service()).await?;
+            set.spawn(async move { Ok(eva_referrals::run(config, l, sd).await?) });
         }
         Service::Statistics => {
             let l = bind("statistics", &config.statistics).await?;
@@ -374,12 +381,13 @@ async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
 
 async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
     let diagnostics = config.diagnostics.service();
+    let referrals = config.referrals.service();
     let all: [(
         Service,
         &str,
         &eva_platform::config::ServiceConfig,
         &Migrations,
-    ); 3] = [
+    ); 4] = [
         (
             Service::Identity,
             "identity",
@@ -391,6 +399,12 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
             "diagnostics",
             &diagnostics,
             &eva_diagnostics::store::MIGRATIONS,
+        ),
+        (
+            Service::Referrals,
+            "referrals",
+            &referrals,
+            &eva_referrals::store::MIGRATIONS,
         ),
         (
             Service::Statistics,

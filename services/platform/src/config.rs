@@ -24,6 +24,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub identity: ServiceConfig,
     pub diagnostics: DiagnosticsConfig,
+    pub referrals: ReferralsConfig,
     pub statistics: ServiceConfig,
     pub gateway: GatewayConfig,
 }
@@ -176,6 +177,88 @@ impl std::fmt::Debug for DiagnosticsConfig {
     }
 }
 
+/// The referrals service: a service like the others, plus its deadlines and
+/// how it calls partners' webhooks.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralsConfig {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// How the gateway and other services reach it (`http://host:port`).
+    pub endpoint: String,
+    /// `sqlite://path` or `postgres://…`. Absent: `data_dir/referrals.db`.
+    pub database_url: Option<String>,
+    /// Database pool size.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+    /// Days without an answer before the receiver is reminded.
+    pub reminder_after_days: u32,
+    /// Days without an answer before the referral expires.
+    pub expiry_after_days: u32,
+    /// How often the scheduler looks for due reminders, expiries and webhook
+    /// deliveries, in milliseconds.
+    pub scheduler_poll_ms: u64,
+    /// Deadline of one webhook call, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Attempts of one webhook delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Wait before the first retry, in milliseconds; doubled at each retry.
+    pub webhook_backoff_ms: u64,
+    /// Longest wait between two retries, in milliseconds.
+    pub webhook_max_backoff_ms: u64,
+}
+
+impl ReferralsConfig {
+    /// Loopback defaults of the all-in-one box.
+    pub fn local(port: u16) -> Self {
+        let svc = ServiceConfig::local(port);
+        Self {
+            listen: svc.listen,
+            endpoint: svc.endpoint,
+            database_url: svc.database_url,
+            max_connections: svc.max_connections,
+            reminder_after_days: 10,
+            expiry_after_days: 30,
+            scheduler_poll_ms: 5_000,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 8,
+            webhook_backoff_ms: 30_000,
+            webhook_max_backoff_ms: 6 * 3_600_000,
+        }
+    }
+
+    /// Its listening, endpoint and database settings, as for every service.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            listen: self.listen,
+            endpoint: self.endpoint.clone(),
+            database_url: self.database_url.clone(),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReferralsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferralsConfig")
+            .field("listen", &self.listen)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::db::redact),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("reminder_after_days", &self.reminder_after_days)
+            .field("expiry_after_days", &self.expiry_after_days)
+            .field("scheduler_poll_ms", &self.scheduler_poll_ms)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff_ms", &self.webhook_backoff_ms)
+            .field("webhook_max_backoff_ms", &self.webhook_max_backoff_ms)
+            .finish()
+    }
+}
+
 // Passwords in URLs never reach logs or `eva check-config`.
 impl std::fmt::Debug for BusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,6 +321,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             identity: ServiceConfig::local(50051),
             diagnostics: DiagnosticsConfig::local(50052),
+            referrals: ReferralsConfig::local(50053),
             statistics: ServiceConfig::local(50055),
             gateway: GatewayConfig::default(),
         }
@@ -405,10 +489,52 @@ impl Config {
         if let Some(kek) = &self.keys.kek {
             crate::crypto::Kek::from_base64(kek).map_err(|e| bad("keys.kek", e.to_string()))?;
         }
+        let r = &self.referrals;
+        if r.reminder_after_days == 0 || r.reminder_after_days >= r.expiry_after_days {
+            return Err(bad(
+                "referrals.reminder_after_days",
+                format!(
+                    "must be at least 1 and less than referrals.expiry_after_days ({})",
+                    r.expiry_after_days
+                ),
+            ));
+        }
+        if r.expiry_after_days > 365 {
+            return Err(bad(
+                "referrals.expiry_after_days",
+                "must be at most 365".into(),
+            ));
+        }
+        if r.scheduler_poll_ms < 10 || r.scheduler_poll_ms > 3_600_000 {
+            return Err(bad(
+                "referrals.scheduler_poll_ms",
+                "must be between 10 and 3600000".into(),
+            ));
+        }
+        if r.webhook_timeout_ms < 100 || r.webhook_timeout_ms > 120_000 {
+            return Err(bad(
+                "referrals.webhook_timeout_ms",
+                "must be between 100 and 120000".into(),
+            ));
+        }
+        if r.webhook_max_attempts == 0 || r.webhook_max_attempts > 50 {
+            return Err(bad(
+                "referrals.webhook_max_attempts",
+                "must be between 1 and 50".into(),
+            ));
+        }
+        if r.webhook_backoff_ms == 0 || r.webhook_backoff_ms > r.webhook_max_backoff_ms {
+            return Err(bad(
+                "referrals.webhook_backoff_ms",
+                "must be at least 1 and at most referrals.webhook_max_backoff_ms".into(),
+            ));
+        }
         let diagnostics = self.diagnostics.service();
+        let referrals = self.referrals.service();
         for (name, svc) in [
             ("identity", &self.identity),
             ("diagnostics", &diagnostics),
+            ("referrals", &referrals),
             ("statistics", &self.statistics),
         ] {
             check_url(&svc.endpoint, &["http", "https"])

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod bus;
 pub mod config;
 pub mod consent;
@@ -19,10 +20,12 @@ pub mod db;
 pub mod grpc;
 pub mod outbox;
 pub mod pagination;
+pub mod sealing;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use clock::Clock;
 pub use config::Config;
 pub use db::{Db, Tx};
 pub use shutdown::Shutdown;

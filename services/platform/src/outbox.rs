@@ -30,8 +30,11 @@ pub struct Event {
     pub source: String,
     /// `ce-subject`: the aggregate's id.
     pub aggregate_id: Option<String>,
-    /// Protobuf body from `proto/eva/<service>/v1/events.proto`.
+    /// Protobuf body from `proto/eva/<service>/v1/events.proto`, or its JSON
+    /// form for a partner who chose JSON.
     pub payload: Vec<u8>,
+    /// `content-type` when the body is not protobuf.
+    pub content_type: Option<String>,
 }
 
 impl Event {
@@ -50,6 +53,7 @@ impl Event {
             source: format!("/eva/{service}"),
             aggregate_id: aggregate_id.into(),
             payload: message.encode_to_vec(),
+            content_type: None,
         }
     }
 }
@@ -58,8 +62,8 @@ impl Event {
 pub async fn enqueue(tx: &mut Tx, event: &Event) -> Result<(), DbError> {
     let traceparent = crate::telemetry::propagation::current_traceparent();
     on_backend!(tx.conn(), c => sqlx::query(
-        "INSERT INTO eva_outbox (event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO eva_outbox (event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload, content_type) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(event.id.to_string())
     .bind(&event.subject)
@@ -69,6 +73,7 @@ pub async fn enqueue(tx: &mut Tx, event: &Event) -> Result<(), DbError> {
     .bind(now_us())
     .bind(&traceparent)
     .bind(&event.payload)
+    .bind(&event.content_type)
     .execute(&mut *c)
     .await
     .map(|_| ()))?;
@@ -87,6 +92,7 @@ struct Row {
     occurred_at_us: i64,
     traceparent: Option<String>,
     payload: Vec<u8>,
+    content_type: Option<String>,
 }
 
 /// Publishes a service's outbox.
@@ -197,7 +203,7 @@ impl Relay {
     async fn read_after(&self, after: i64) -> Result<Vec<Row>, DbError> {
         let mut handle = self.db.acquire().await?;
         Ok(on_backend!(handle.conn(), c => sqlx::query_as::<_, Row>(
-            "SELECT seq, event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload \
+            "SELECT seq, event_id, subject, event_type, source, ce_subject, occurred_at_us, traceparent, payload, content_type \
              FROM eva_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after)
@@ -223,8 +229,12 @@ impl Relay {
                     .unwrap_or_default(),
                 subject: row.ce_subject,
             };
+            let mut headers = ce.to_headers(row.traceparent.as_deref());
+            if let Some(ct) = &row.content_type {
+                headers.insert("content-type", ct.as_str());
+            }
             let publish = PublishMessage::build()
-                .headers(ce.to_headers(row.traceparent.as_deref()))
+                .headers(headers)
                 .payload(Bytes::from(row.payload));
             match self
                 .bus

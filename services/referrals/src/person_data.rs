@@ -1,0 +1,1 @@
+//! `eva.identity.v1.PersonDataService` for referrals. (Being built.)

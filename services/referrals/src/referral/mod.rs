@@ -1,0 +1,1 @@
+//! Referrals (being built).
