@@ -4,6 +4,7 @@
 //! ([`postgres::PgCluster`]), each in a temporary directory on a free loopback port, and torn
 //! down when dropped. `scripts/ensure-tools.sh` installs the binaries they need.
 
+pub mod api;
 pub mod counting;
 pub mod nats;
 pub mod ports;

@@ -106,9 +106,9 @@ impl Sandbox {
         let (c, s, k) = (config.clone(), shutdown.clone(), clock.clone());
         tasks.push((
             "referrals",
-            tokio::spawn(async move {
-                Ok(eva_referrals::run_with_clock(c, referrals_l, s, k).await?)
-            }),
+            tokio::spawn(
+                async move { Ok(eva_referrals::run_with_clock(c, referrals_l, s, k).await?) },
+            ),
         ));
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push((

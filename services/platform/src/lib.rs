@@ -10,8 +10,8 @@
 
 pub mod audit;
 pub mod auth;
-pub mod clock;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod consumer;

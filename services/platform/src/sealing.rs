@@ -55,7 +55,9 @@ pub enum Opened {
     Plain(Vec<u8>),
     /// The person's consent does not let this reader see it; identity's
     /// words, in plain French and English.
-    Withheld { message: String },
+    Withheld {
+        message: String,
+    },
 }
 
 /// Identity's `SealingService`, lazily connected.

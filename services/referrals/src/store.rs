@@ -54,12 +54,14 @@ impl Store {
 
     pub async fn structure(&self, structure_id: &str) -> Result<Option<StructureRow>, DbError> {
         let mut h = self.db.acquire().await?;
-        Ok(on_backend!(h.conn(), c => sqlx::query_as::<_, StructureRow>(
+        Ok(
+            on_backend!(h.conn(), c => sqlx::query_as::<_, StructureRow>(
             "SELECT structure_id, kind, commune_insee, epci, departement FROM structures WHERE structure_id = $1",
         )
         .bind(structure_id)
         .fetch_optional(&mut *c)
-        .await)?)
+        .await)?,
+        )
     }
 
     /// Projection: who follows whom. An end, once seen, stays.
@@ -92,7 +94,11 @@ impl Store {
     }
 
     /// Projection: a structure's kind and territory; the latest change wins.
-    pub async fn upsert_structure(tx: &mut Tx, s: &StructureRow, at_us: i64) -> Result<(), DbError> {
+    pub async fn upsert_structure(
+        tx: &mut Tx,
+        s: &StructureRow,
+        at_us: i64,
+    ) -> Result<(), DbError> {
         on_backend!(tx.conn(), c => sqlx::query(
             "INSERT INTO structures (structure_id, kind, commune_insee, epci, departement, changed_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (structure_id) DO UPDATE SET \
