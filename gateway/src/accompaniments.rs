@@ -16,8 +16,8 @@ use eva_proto::identity::v1::person_account_service_client::PersonAccountService
 use serde::{Deserialize, Serialize};
 
 use crate::auth::no_store;
+use crate::json::{PageQuery, code, empty_answer, non_empty, when};
 use crate::people::PersonJson;
-use crate::statistics::rfc3339;
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -53,19 +53,10 @@ pub struct AccompanimentJson {
     pub created_at: Option<String>,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
 pub fn end_reason_to_json(raw: i32) -> Option<String> {
     pb::AccompanimentEndReason::try_from(raw)
         .ok()
-        .filter(|r| *r != pb::AccompanimentEndReason::Unspecified)
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("ACCOMPANIMENT_END_REASON_")
-                .to_lowercase()
-        })
+        .and_then(|r| code(r.as_str_name(), "ACCOMPANIMENT_END_REASON_"))
 }
 
 pub fn end_reason_from_json(s: &str) -> Result<pb::AccompanimentEndReason, Problem> {
@@ -94,18 +85,9 @@ impl From<pb::Accompaniment> for AccompanimentJson {
             start_date: a.start_date,
             end_date: non_empty(a.end_date),
             end_reason: end_reason_to_json(a.end_reason),
-            created_at: a.created_at.map(|t| rfc3339(&t)),
+            created_at: when(a.created_at),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub page_size: i32,
-    #[serde(default)]
-    pub page_token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,10 +143,6 @@ pub struct PersonInvitationJson {
     pub expires_at: Option<String>,
 }
 
-fn empty_answer() -> Problem {
-    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
-}
-
 fn client(state: &AppState) -> AccompanimentServiceClient<tonic::transport::Channel> {
     AccompanimentServiceClient::new(state.upstreams.identity.clone())
 }
@@ -173,7 +151,7 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<AccompanimentJson>>, Problem> {
     let Query(q) = query?;
     let req = state.upstreams.request(
@@ -224,7 +202,7 @@ async fn create_share_code(
         StatusCode::CREATED,
         ShareCodeJson {
             code: c.code,
-            expires_at: c.expires_at.as_ref().map(rfc3339),
+            expires_at: when(c.expires_at),
         },
     ))
 }
@@ -286,7 +264,7 @@ async fn invite_person(
             email: inv.email,
             role: crate::auth::role_to_json(inv.role),
             structure_id: inv.structure_id,
-            expires_at: inv.expires_at.as_ref().map(rfc3339),
+            expires_at: when(inv.expires_at),
         },
     ))
 }

@@ -14,7 +14,7 @@ use eva_proto::diagnostics::v1::action_plan_service_client::ActionPlanServiceCli
 use eva_proto::identity::v1::ConsentPurpose;
 use serde::{Deserialize, Serialize};
 
-use crate::statistics::rfc3339;
+use crate::json::{code, empty_answer, non_empty, when};
 use crate::{AppState, Problem};
 
 pub fn routes() -> Router<AppState> {
@@ -145,19 +145,6 @@ pub struct ActionChange {
     pub referral_id: Option<String>,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
-fn code(name: &str, prefix: &str) -> Option<String> {
-    let c = name.trim_start_matches(prefix).to_lowercase();
-    (c != "unspecified").then_some(c)
-}
-
-fn when(t: Option<prost_types::Timestamp>) -> Option<String> {
-    t.map(|t| rfc3339(&t))
-}
-
 fn objective_status(s: &str) -> Result<i32, Problem> {
     pb::ObjectiveStatus::from_str_name(&format!("OBJECTIVE_STATUS_{}", s.trim().to_uppercase()))
         .filter(|s| *s != pb::ObjectiveStatus::Unspecified)
@@ -267,10 +254,6 @@ impl From<pb::ActionPlan> for PlanJson {
             domains,
         }
     }
-}
-
-fn empty_answer() -> Problem {
-    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
 }
 
 fn client(state: &AppState) -> ActionPlanServiceClient<tonic::transport::Channel> {

@@ -179,7 +179,7 @@ fn session_json(
     user: Option<pb::User>,
 ) -> Result<SessionJson, Problem> {
     let (Some(s), Some(u)) = (session, user) else {
-        return Err(Problem::from(tonic::Status::internal("empty answer")));
+        return Err(crate::json::empty_answer());
     };
     Ok(SessionJson {
         access_token: s.access_token,
@@ -257,7 +257,7 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me
     let r = client(&state).get_me(req).await?.into_inner();
     r.user
         .map(|u| Json(u.into()))
-        .ok_or_else(|| Problem::from(tonic::Status::internal("empty answer")))
+        .ok_or_else(crate::json::empty_answer)
 }
 
 async fn invitation(
@@ -269,9 +269,7 @@ async fn invitation(
         .upstreams
         .request(&headers, pb::GetInvitationRequest { code });
     let r = client(&state).get_invitation(req).await?.into_inner();
-    let inv = r
-        .invitation
-        .ok_or_else(|| Problem::from(tonic::Status::internal("empty answer")))?;
+    let inv = r.invitation.ok_or_else(crate::json::empty_answer)?;
     let structure = (!inv.structure_id.is_empty()).then(|| StructureRef {
         id: inv.structure_id.clone(),
         name: r.structure_name,

@@ -12,7 +12,7 @@ use eva_proto::identity::v1::consent_service_client::ConsentServiceClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::statistics::rfc3339;
+use crate::json::{code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -114,22 +114,16 @@ fn purpose_from_json(field: &str, s: &str) -> Result<pb::ConsentPurpose, Problem
 
 fn purpose_to_json(p: i32) -> String {
     pb::ConsentPurpose::try_from(p)
-        .map(|p| {
-            p.as_str_name()
-                .trim_start_matches("CONSENT_PURPOSE_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| "unspecified".into())
+        .ok()
+        .and_then(|p| code(p.as_str_name(), "CONSENT_PURPOSE_"))
+        .unwrap_or_else(|| "unspecified".into())
 }
 
 fn status_to_json(s: i32) -> String {
     pb::ConsentStatus::try_from(s)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("CONSENT_STATUS_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| "unspecified".into())
+        .ok()
+        .and_then(|s| code(s.as_str_name(), "CONSENT_STATUS_"))
+        .unwrap_or_else(|| "unspecified".into())
 }
 
 fn status_from_json(s: &str) -> Result<pb::ConsentStatus, Problem> {
@@ -157,14 +151,10 @@ impl From<pb::Consent> for ConsentJson {
             status: status_to_json(c.status),
             recorded_by_user_id: c.recorded_by_user_id,
             collection: c.collection,
-            granted_at: c.granted_at.map(|t| rfc3339(&t)),
-            withdrawn_at: c.withdrawn_at.map(|t| rfc3339(&t)),
+            granted_at: when(c.granted_at),
+            withdrawn_at: when(c.withdrawn_at),
         }
     }
-}
-
-fn empty_answer() -> Problem {
-    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
 }
 
 fn client(state: &AppState) -> ConsentServiceClient<tonic::transport::Channel> {
@@ -222,7 +212,7 @@ async fn list(
     let r = client(&state).list_consents(req).await?.into_inner();
     Ok(Json(Page {
         items: r.consents.into_iter().map(Into::into).collect(),
-        next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        next_page_token: non_empty(r.next_page_token),
     }))
 }
 
@@ -267,7 +257,7 @@ async fn receipt(
         "receipt": document,
         "signature": receipt.signature,
         "verification": "Signature JWS détachée (RFC 7515, annexe F, EdDSA) portant sur « receipt » écrit en JSON compact, clés triées ; clés publiques : /.well-known/jwks.json / Detached JWS over `receipt` as compact JSON with sorted keys; public keys at /.well-known/jwks.json",
-        "issued_at": receipt.issued_at.map(|t| rfc3339(&t)),
+        "issued_at": when(receipt.issued_at),
     });
     let body = serde_json::to_vec_pretty(&file).map_err(|_| empty_answer())?;
     let mut res = (StatusCode::OK, body).into_response();
@@ -304,15 +294,12 @@ async fn check(
     );
     let r = client(&state).check_access(req).await?.into_inner();
     let reason = pb::AccessDecisionReason::try_from(r.reason)
-        .map(|x| {
-            x.as_str_name()
-                .trim_start_matches("ACCESS_DECISION_REASON_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| "unspecified".into());
+        .ok()
+        .and_then(|x| code(x.as_str_name(), "ACCESS_DECISION_REASON_"))
+        .unwrap_or_else(|| "unspecified".into());
     Ok(Json(DecisionJson {
         allowed: r.allowed,
         reason,
-        consent_id: Some(r.consent_id).filter(|c| !c.is_empty()),
+        consent_id: non_empty(r.consent_id),
     }))
 }

@@ -13,7 +13,7 @@ use eva_proto::diagnostics::v1::diagnostic_service_client::DiagnosticServiceClie
 use eva_proto::identity::v1::ConsentPurpose;
 use serde::{Deserialize, Serialize};
 
-use crate::statistics::rfc3339;
+use crate::json::{code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -157,15 +157,6 @@ pub struct CompareQuery {
     pub purpose: Option<String>,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
-fn code(name: &str, prefix: &str) -> Option<String> {
-    let c = name.trim_start_matches(prefix).to_lowercase();
-    (c != "unspecified").then_some(c)
-}
-
 fn level(l: i32) -> Option<String> {
     pb::Level::try_from(l)
         .ok()
@@ -190,10 +181,6 @@ fn access(a: i32) -> &'static str {
     } else {
         "withheld"
     }
-}
-
-fn when(t: Option<prost_types::Timestamp>) -> Option<String> {
-    t.map(|t| rfc3339(&t))
 }
 
 fn level_from_json(field: &str, s: &str) -> Result<i32, Problem> {
@@ -302,10 +289,6 @@ impl From<pb::DiagnosticSummary> for SummaryJson {
             superseded_at: when(d.superseded_at),
         }
     }
-}
-
-fn empty_answer() -> Problem {
-    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
 }
 
 fn client(state: &AppState) -> DiagnosticServiceClient<tonic::transport::Channel> {

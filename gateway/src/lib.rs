@@ -4,14 +4,19 @@
 
 mod accompaniments;
 mod action_plan;
+mod asyncapi;
 mod auth;
 mod consents;
 mod diagnostics;
+mod directory;
 mod health;
+mod json;
 mod members;
+mod partners;
 mod people;
 mod problem;
 mod referentiel;
+mod referrals;
 mod rights;
 mod statistics;
 mod structures;
@@ -62,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .merge(accompaniments::routes())
         .merge(diagnostics::routes())
         .merge(action_plan::routes())
+        .merge(asyncapi::routes())
+        .merge(partners::routes())
+        .merge(directory::routes())
+        .merge(referrals::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });

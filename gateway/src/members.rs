@@ -13,7 +13,7 @@ use eva_proto::identity::v1::member_service_client::MemberServiceClient;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{no_store, role_from_json, role_to_json, status_to_json};
-use crate::statistics::rfc3339;
+use crate::json::{PageQuery, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -21,15 +21,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/structures/{id}/members", get(list).post(add))
         .route("/structures/{id}/members/{user_id}", delete(remove))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub page_size: i32,
-    #[serde(default)]
-    pub page_token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +75,7 @@ impl From<pb::User> for MemberJson {
             display_name: u.display_name,
             status: status_to_json(u.status),
             roles: u.memberships.iter().map(|m| role_to_json(m.role)).collect(),
-            since: since.as_ref().map(rfc3339),
+            since: when(since),
         }
     }
 }
@@ -97,7 +88,7 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<MemberJson>>, Problem> {
     let Query(q) = query?;
     let req = state.upstreams.request(
@@ -111,7 +102,7 @@ async fn list(
     let r = client(&state).list_members(req).await?.into_inner();
     Ok(Json(Page {
         items: r.members.into_iter().map(Into::into).collect(),
-        next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        next_page_token: non_empty(r.next_page_token),
     }))
 }
 
@@ -134,7 +125,7 @@ async fn add(
     );
     let r = client(&state).add_member(req).await?.into_inner();
     let (Some(user), Some(inv)) = (r.user, r.invitation) else {
-        return Err(Problem::from(tonic::Status::internal("empty answer")));
+        return Err(crate::json::empty_answer());
     };
     Ok(no_store(
         StatusCode::CREATED,
@@ -145,7 +136,7 @@ async fn add(
                 code: inv.code,
                 structure_id: inv.structure_id,
                 role: role_to_json(inv.role),
-                expires_at: inv.expires_at.as_ref().map(rfc3339),
+                expires_at: when(inv.expires_at),
             },
         },
     ))

@@ -10,7 +10,7 @@ use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::person_service_client::PersonServiceClient;
 use serde::{Deserialize, Serialize};
 
-use crate::statistics::rfc3339;
+use crate::json::{empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -115,10 +115,6 @@ pub struct ListQuery {
     pub page_token: String,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
 impl From<pb::Person> for PersonJson {
     fn from(p: pb::Person) -> Self {
         Self {
@@ -131,22 +127,15 @@ impl From<pb::Person> for PersonJson {
             nir: non_empty(p.nir),
             commune_insee: p.commune_insee,
             user_id: non_empty(p.user_id),
-            created_at: p.created_at.map(|t| rfc3339(&t)),
-            updated_at: p.updated_at.map(|t| rfc3339(&t)),
+            created_at: when(p.created_at),
+            updated_at: when(p.updated_at),
         }
     }
 }
 
 impl From<pb::Accompaniment> for AccompanimentJson {
     fn from(a: pb::Accompaniment) -> Self {
-        let end_reason = pb::AccompanimentEndReason::try_from(a.end_reason)
-            .ok()
-            .filter(|r| *r != pb::AccompanimentEndReason::Unspecified)
-            .map(|r| {
-                r.as_str_name()
-                    .trim_start_matches("ACCOMPANIMENT_END_REASON_")
-                    .to_lowercase()
-            });
+        let end_reason = crate::accompaniments::end_reason_to_json(a.end_reason);
         Self {
             id: a.accompaniment_id,
             person_id: a.person_id,
@@ -155,13 +144,9 @@ impl From<pb::Accompaniment> for AccompanimentJson {
             start_date: a.start_date,
             end_date: non_empty(a.end_date),
             end_reason,
-            created_at: a.created_at.map(|t| rfc3339(&t)),
+            created_at: when(a.created_at),
         }
     }
-}
-
-fn empty_answer() -> Problem {
-    Problem::from(tonic::Status::internal("réponse vide / empty answer"))
 }
 
 async fn create(

@@ -10,6 +10,7 @@ use eva_proto::statistics::v1::indicator_service_client::IndicatorServiceClient;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::json::{PageQuery, non_empty};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -17,15 +18,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/statistics/indicators", get(list))
         .route("/statistics/indicators/{id}", get(fetch))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub page_size: i32,
-    #[serde(default)]
-    pub page_token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,7 +47,7 @@ fn definition(d: pb::IndicatorDefinition) -> Value {
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<Value>>, Problem> {
     let Query(q) = query?;
     let mut client = IndicatorServiceClient::new(state.upstreams.statistics.clone());
@@ -71,7 +63,7 @@ async fn list(
         .into_inner();
     Ok(Json(Page {
         items: r.indicators.into_iter().map(definition).collect(),
-        next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        next_page_token: non_empty(r.next_page_token),
     }))
 }
 

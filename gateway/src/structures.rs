@@ -11,6 +11,7 @@ use eva_proto::identity::v1::key_service_client::KeyServiceClient;
 use eva_proto::identity::v1::structure_service_client::StructureServiceClient;
 use serde::{Deserialize, Serialize};
 
+use crate::json::{code, non_empty, when};
 use crate::{AppState, Problem};
 
 pub fn routes() -> Router<AppState> {
@@ -83,12 +84,9 @@ fn kind_from_json(field: &str, s: &str) -> Result<pb::StructureKind, Problem> {
 
 fn kind_to_json(k: i32) -> String {
     pb::StructureKind::try_from(k)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("STRUCTURE_KIND_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| "unspecified".into())
+        .ok()
+        .and_then(|k| code(k.as_str_name(), "STRUCTURE_KIND_"))
+        .unwrap_or_else(|| "unspecified".into())
 }
 
 impl From<pb::Structure> for StructureJson {
@@ -100,7 +98,7 @@ impl From<pb::Structure> for StructureJson {
             kind: kind_to_json(s.kind),
             commune_insee: s.commune_insee,
             epci: s.epci,
-            created_at: s.created_at.map(|t| crate::statistics::rfc3339(&t)),
+            created_at: when(s.created_at),
         }
     }
 }
@@ -124,9 +122,7 @@ async fn create(
         },
     );
     let created = client.create_structure(req).await?.into_inner();
-    let s = created
-        .structure
-        .ok_or_else(|| Problem::from(tonic::Status::internal("empty answer")))?;
+    let s = created.structure.ok_or_else(crate::json::empty_answer)?;
     Ok((StatusCode::CREATED, Json(s.into())))
 }
 
@@ -152,7 +148,7 @@ async fn list(
     let r = client.list_structures(req).await?.into_inner();
     Ok(Json(Page {
         items: r.structures.into_iter().map(Into::into).collect(),
-        next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        next_page_token: non_empty(r.next_page_token),
     }))
 }
 

@@ -20,7 +20,22 @@ pub async fn send(
     token: &str,
     body: Option<&Value>,
 ) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path)).bearer_auth(token);
+    request(sb, method, path, Some(token), body).await
+}
+
+/// As [`send`], with no `Authorization` header at all when `token` is
+/// `None` (authorisation matrices call as nobody).
+pub async fn request(
+    sb: &Sandbox,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(StatusCode, Value)> {
+    let mut req = sb.http.request(method, sb.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
     if let Some(b) = body {
         req = req.json(b);
     }
@@ -85,6 +100,15 @@ pub async fn until(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A SIRET with a valid Luhn key, distinct for each `n`.
+pub fn siret(n: u64) -> String {
+    let base = format!("7{n:012}");
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|s| eva_identity::structure::siret_is_valid(s))
+        .unwrap_or_default()
 }
 
 /// Creates a structure as the operator; `kind` as in the API (`association`,

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod counting;
 pub mod nats;
+pub mod partners;
 pub mod ports;
 pub mod postgres;
 pub mod sandbox;

@@ -21,6 +21,9 @@ pub const NATS_SERVER_ENV: &str = "EVA_NATS_SERVER";
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 const START_ATTEMPTS: usize = 3;
+/// What nats-server logs once a SIGHUP reload took effect, or was refused.
+const RELOADED: &str = "Reloaded server configuration";
+const RELOAD_FAILED: &str = "Failed to reload server configuration";
 
 /// A running `nats-server -js`; killed when dropped.
 pub struct NatsServer {
@@ -28,11 +31,42 @@ pub struct NatsServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    config: Option<ServerConfig>,
+}
+
+/// A server started from a configuration file ([`NatsServer::start_with_config`]).
+struct ServerConfig {
+    /// Accounts, authorization and other blocks, appended to the generated file.
+    fragment: String,
+    /// The user the readiness check connects as.
+    probe_user: String,
+    probe_password: String,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream answers.
     pub async fn start() -> Result<Self> {
+        Self::start_from(None).await
+    }
+
+    /// Starts a server from a configuration file (`-c`): listen address, server name and
+    /// JetStream store are written by the harness, followed by `fragment` (an `accounts`
+    /// or `authorization` block, say). With authentication on, the readiness check
+    /// connects as `probe_user`, who must have JetStream in its account.
+    pub async fn start_with_config(
+        fragment: &str,
+        probe_user: &str,
+        probe_password: &str,
+    ) -> Result<Self> {
+        Self::start_from(Some(ServerConfig {
+            fragment: fragment.to_owned(),
+            probe_user: probe_user.to_owned(),
+            probe_password: probe_password.to_owned(),
+        }))
+        .await
+    }
+
+    async fn start_from(config: Option<ServerConfig>) -> Result<Self> {
         let binary = binary_path()?;
         let dir = tempfile::Builder::new().prefix("eva-nats-").tempdir()?;
         let mut server = Self {
@@ -40,6 +74,7 @@ impl NatsServer {
             port: free_port(),
             dir,
             child: None,
+            config,
         };
         let mut attempt = 1;
         loop {
@@ -60,8 +95,20 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `nats://<user>:<password>@127.0.0.1:<port>`, for [`NatsServer::connect_as`] and
+    /// for configurations that take a URL with credentials.
+    pub fn url_with_credentials(&self, user: &str, password: &str) -> String {
+        format!("nats://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The configuration file of a server started with
+    /// [`NatsServer::start_with_config`].
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.conf")
     }
 
     /// The JetStream store directory (`-sd`), kept across restarts.
@@ -79,6 +126,21 @@ impl NatsServer {
         async_nats::connect(self.url())
             .await
             .with_context(|| format!("connecting to nats-server at {}", self.url()))
+    }
+
+    /// A new client connected as `user` with `password`, with the given options (an
+    /// inbox prefix, an event callback).
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: &str,
+        options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::Client> {
+        options
+            .user_and_password(user.to_owned(), password.to_owned())
+            .connect(self.url())
+            .await
+            .with_context(|| format!("connecting to nats-server at {} as {user}", self.url()))
     }
 
     /// Stops the server gracefully: SIGTERM, then SIGKILL if it is still running after 5 s.
@@ -125,13 +187,23 @@ impl NatsServer {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let child = Command::new(&self.binary)
-            .arg("-js")
-            .args(["-a", "127.0.0.1"])
-            .args(["-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(self.store_dir())
-            .args(["-n", &format!("eva-test-{}", self.port)])
+        let mut command = Command::new(&self.binary);
+        match &self.config {
+            None => {
+                command
+                    .arg("-js")
+                    .args(["-a", "127.0.0.1"])
+                    .args(["-p", &self.port.to_string()])
+                    .arg("-sd")
+                    .arg(self.store_dir())
+                    .args(["-n", &format!("eva-test-{}", self.port)]);
+            }
+            Some(config) => {
+                let path = self.write_config(&config.fragment)?;
+                command.arg("-c").arg(&path);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -153,17 +225,89 @@ impl NatsServer {
         }
     }
 
+    /// Writes the configuration file of a server started with
+    /// [`NatsServer::start_with_config`]: listen address, server name and JetStream store,
+    /// then `fragment`. Answers its path.
+    fn write_config(&self, fragment: &str) -> Result<PathBuf> {
+        let path = self.config_path();
+        let text = format!(
+            "server_name: \"eva-test-{port}\"\nlisten: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{store}\"\n}}\n\n{fragment}\n",
+            port = self.port,
+            store = self.store_dir().display(),
+        );
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Replaces the fragment of a server started with [`NatsServer::start_with_config`]
+    /// (new accounts, say: what an operator does after `eva nats accounts`), rewrites
+    /// the configuration file and sends SIGHUP; answers once the server logged that it
+    /// reloaded and the probe user still gets JetStream answers. A configuration the
+    /// server refuses is an error, with the server's reason (the server keeps running
+    /// on the previous one). The probe credentials stay those given at start.
+    pub async fn reload(&mut self, fragment: &str) -> Result<()> {
+        let Some(config) = self.config.as_mut() else {
+            bail!("reload needs a server started with start_with_config");
+        };
+        config.fragment = fragment.to_owned();
+        let probe = (config.probe_user.clone(), config.probe_password.clone());
+        self.write_config(fragment)?;
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .context("nats-server is not running")?;
+        let pid = i32::try_from(pid).context("nats-server pid out of range")?;
+        let log_path = self.log_path();
+        let count = |needle: &str| {
+            std::fs::read_to_string(&log_path)
+                .map(|log| log.matches(needle).count())
+                .unwrap_or(0)
+        };
+        let (reloaded, failed) = (count(RELOADED), count(RELOAD_FAILED));
+        kill(Pid::from_raw(pid), Signal::SIGHUP).context("sending SIGHUP to nats-server")?;
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if count(RELOAD_FAILED) > failed {
+                bail!(
+                    "nats-server refused the new configuration; log: {}\n{}",
+                    log_path.display(),
+                    log_tail(&log_path)
+                );
+            }
+            if count(RELOADED) > reloaded {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "nats-server did not reload within {}s; log: {}\n{}",
+                    READY_DEADLINE.as_secs(),
+                    log_path.display(),
+                    log_tail(&log_path)
+                );
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        jetstream_answers(&self.url(), Some(&probe))
+            .await
+            .context("the probe user after the reload")
+    }
+
     /// Waits until the server accepts clients and JetStream answers an account query.
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_DEADLINE;
         let url = self.url();
+        let probe = self
+            .config
+            .as_ref()
+            .map(|c| (c.probe_user.clone(), c.probe_password.clone()));
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
                 bail!("nats-server exited early: {status}");
             }
-            let last_error = match jetstream_answers(&url).await {
+            let last_error = match jetstream_answers(&url, probe.as_ref()).await {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
@@ -198,12 +342,14 @@ impl Drop for NatsServer {
     }
 }
 
-async fn jetstream_answers(url: &str) -> Result<()> {
+async fn jetstream_answers(url: &str, user: Option<&(String, String)>) -> Result<()> {
     let attempt = async {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(1))
-            .connect(url)
-            .await?;
+        let mut options =
+            async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1));
+        if let Some((user, password)) = user {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        let client = options.connect(url).await?;
         async_nats::jetstream::new(client).query_account().await?;
         anyhow::Ok(())
     };

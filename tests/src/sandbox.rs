@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::nats::NatsServer;
+use crate::partners::NatsAccounts;
 use crate::postgres::PgCluster;
 
 /// Which database every service uses.
@@ -31,6 +32,8 @@ pub struct Sandbox {
     /// The clock the referrals scheduler runs on; `advance` makes days pass.
     pub clock: Clock,
     shutdown: Shutdown,
+    /// Stops the referrals service alone (see [`Sandbox::restart_referrals`]).
+    referrals_shutdown: Shutdown,
     tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
     _dir: tempfile::TempDir,
 }
@@ -49,6 +52,26 @@ impl Sandbox {
 
     /// Starts the services against an already running nats-server.
     pub async fn start_on(nats: NatsServer, backend: Backend) -> Result<Self> {
+        let bus_url = nats.url();
+        Self::start_on_url(nats, bus_url, backend).await
+    }
+
+    /// Starts the services on a nats-server with authentication, from accounts that
+    /// hold the services' user alone (bcrypt cost 4); the services connect as that user
+    /// (credentials in `bus.url`). Partners get their users later with
+    /// [`NatsAccounts::add_partners`] on `sandbox.nats`, which reloads the server.
+    pub async fn start_with_accounts(backend: Backend) -> Result<(Self, NatsAccounts)> {
+        let accounts = NatsAccounts::new()?;
+        let nats = accounts.start_server().await?;
+        let bus_url =
+            nats.url_with_credentials(accounts.services_user(), accounts.services_password());
+        let sandbox = Self::start_on_url(nats, bus_url, backend).await?;
+        Ok((sandbox, accounts))
+    }
+
+    /// Starts the services against an already running nats-server, reached at
+    /// `bus_url` (which may carry a user and password).
+    pub async fn start_on_url(nats: NatsServer, bus_url: String, backend: Backend) -> Result<Self> {
         init_test_logs();
         let dir = tempfile::tempdir()?;
         let mut config = Config {
@@ -56,8 +79,10 @@ impl Sandbox {
             ..Config::default()
         };
         config.metrics.enabled = false;
-        config.bus.url = Some(nats.url());
+        config.bus.url = Some(bus_url);
         config.keys.kek = Some(eva_platform::crypto::Kek::generate_base64());
+        // Days pass by `clock.advance`; the scheduler must notice quickly.
+        config.referrals.scheduler_poll_ms = 100;
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -103,7 +128,8 @@ impl Sandbox {
             "diagnostics",
             tokio::spawn(async move { Ok(eva_diagnostics::run(c, diagnostics_l, s).await?) }),
         ));
-        let (c, s, k) = (config.clone(), shutdown.clone(), clock.clone());
+        let referrals_shutdown = shutdown.child();
+        let (c, s, k) = (config.clone(), referrals_shutdown.clone(), clock.clone());
         tasks.push((
             "referrals",
             tokio::spawn(
@@ -123,6 +149,7 @@ impl Sandbox {
             http: reqwest::Client::new(),
             clock,
             shutdown,
+            referrals_shutdown,
             tasks,
             _dir: dir,
         };
@@ -162,6 +189,50 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the referrals service, waits for it to drain, and starts it
+    /// again on the same address, database and clock: what a restart of
+    /// that process does.
+    pub async fn restart_referrals(&mut self) -> Result<()> {
+        self.referrals_shutdown.trigger();
+        let i = self
+            .tasks
+            .iter()
+            .position(|(n, _)| *n == "referrals")
+            .context("referrals is not running")?;
+        let (_, task) = self.tasks.remove(i);
+        match tokio::time::timeout(Duration::from_secs(20), task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => bail!("referrals stopped with an error: {e:#}"),
+            Ok(Err(e)) => bail!("referrals panicked: {e}"),
+            Err(_) => bail!("referrals did not stop within 20 s"),
+        }
+        let addr = self.config.referrals.listen;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "referrals port not free yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => bail!("cannot listen again on {addr}: {e}"),
+            }
+        };
+        self.referrals_shutdown = self.shutdown.child();
+        let (c, s, k) = (
+            self.config.clone(),
+            self.referrals_shutdown.clone(),
+            self.clock.clone(),
+        );
+        self.tasks.push((
+            "referrals",
+            tokio::spawn(
+                async move { Ok(eva_referrals::run_with_clock(c, listener, s, k).await?) },
+            ),
+        ));
+        self.wait_ready(Duration::from_secs(30)).await
     }
 
     /// A token for `roles`, signed with identity's key.

@@ -7,74 +7,22 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Role, TokenSigner};
+use eva_platform::auth::Role;
+use eva_tests::api::{get, person, person_token, post, structure};
 use eva_tests::sandbox::{Backend, Sandbox};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const SIRET_A: &str = "41735218600007";
 const SIRET_B: &str = "51734218700005";
 
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-async fn structure(sb: &Sandbox, operator: &str, name: &str, siret: &str) -> Result<String> {
-    let (status, v) = send(
-        sb,
-        Method::POST,
-        "/api/v1/structures",
-        Some(operator),
-        Some(&json!({ "name": name, "siret": siret, "kind": "aci", "commune_insee": "27229" })),
-    )
-    .await?;
-    assert_eq!(status, 201, "{v}");
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
-/// A token for the person's own account: its claims carry `person_id`.
-async fn person_token(sb: &Sandbox, person_id: &str) -> Result<String> {
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person_id.to_owned());
-    Ok(eva_identity::sign_claims(&sb.config, &claims).await?)
-}
-
 /// Reads the log until it holds at least `n` entries (the projection lags).
 async fn wait_log(sb: &Sandbox, token: &str, person: &str, n: usize) -> Result<Vec<Value>> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, v) = send(
+        let (status, v) = get(
             sb,
-            Method::GET,
             &format!("/api/v1/people/{person}/access-log?page_size=500"),
-            Some(token),
-            None,
+            token,
         )
         .await?;
         assert_eq!(status, 200, "{v}");
@@ -93,16 +41,15 @@ async fn wait_log(sb: &Sandbox, token: &str, person: &str, n: usize) -> Result<V
 async fn the_person_reads_who_saw_their_file() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
     let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = structure(&sb, &operator, "Chantier Alpha", SIRET_A).await?;
-    let b = structure(&sb, &operator, "Association Beta", SIRET_B).await?;
+    let a = structure(&sb, &operator, "Chantier Alpha", SIRET_A, "aci").await?;
+    let b = structure(&sb, &operator, "Association Beta", SIRET_B, "aci").await?;
 
     // A real account, so the log can name the counselor.
-    let (status, member) = send(
+    let (status, member) = post(
         &sb,
-        Method::POST,
         &format!("/api/v1/structures/{a}/members"),
-        Some(&operator),
-        Some(&json!({ "email": "camille.conseil@example.org", "display_name": "Camille Conseil", "role": "counselor" })),
+        &operator,
+        json!({ "email": "camille.conseil@example.org", "display_name": "Camille Conseil", "role": "counselor" }),
     )
     .await?;
     assert_eq!(status, 201, "{member}");
@@ -121,28 +68,9 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
         .await?;
 
     // Camille registers Ana (a write), then reads her file twice.
-    let (status, created) = send(
-        &sb,
-        Method::POST,
-        "/api/v1/people",
-        Some(&camille),
-        Some(&json!({
-            "structure_id": a, "first_name": "Ana", "last_name": "Lindqvist",
-            "birth_date": "1985-05-20", "commune_insee": "27229",
-        })),
-    )
-    .await?;
-    assert_eq!(status, 201, "{created}");
-    let person = created["id"].as_str().context("person id")?.to_owned();
+    let person = person(&sb, &camille, &a, "Ana", "Lindqvist").await?;
     for _ in 0..2 {
-        let (status, got) = send(
-            &sb,
-            Method::GET,
-            &format!("/api/v1/people/{person}"),
-            Some(&camille),
-            None,
-        )
-        .await?;
+        let (status, got) = get(&sb, &format!("/api/v1/people/{person}"), &camille).await?;
         assert_eq!(status, 200, "{got}");
     }
 
@@ -181,12 +109,10 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let (status, page) = send(
+        let (status, page) = get(
             &sb,
-            Method::GET,
             &format!("/api/v1/people/{person}/access-log?page_size=1&page_token={token}"),
-            Some(&ana),
-            None,
+            &ana,
         )
         .await?;
         assert_eq!(status, 200, "{page}");
@@ -204,22 +130,18 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
 
     // A day filter: today's entries are all of them, a past day has none.
     let today = time::OffsetDateTime::now_utc().date();
-    let (status, v) = send(
+    let (status, v) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{person}/access-log?from={today}&to={today}"),
-        Some(&ana),
-        None,
+        &ana,
     )
     .await?;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(3));
-    let (status, v) = send(
+    let (status, v) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{person}/access-log?to=2020-01-01"),
-        Some(&ana),
-        None,
+        &ana,
     )
     .await?;
     assert_eq!(status, 200, "{v}");
@@ -228,44 +150,31 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
     // The admin of the following structure reads it; another structure's
     // admin gets the 404 of a person who does not exist.
     assert_eq!(wait_log(&sb, &admin_a, &person, 3).await?.len(), 3);
-    let (status, hidden) = send(
+    let (status, hidden) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{person}/access-log"),
-        Some(&admin_b),
-        None,
+        &admin_b,
     )
     .await?;
     assert_eq!(status, 404, "{hidden}");
-    let (status, missing) = send(
+    let (status, missing) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{}/access-log", uuid::Uuid::now_v7()),
-        Some(&admin_b),
-        None,
+        &admin_b,
     )
     .await?;
     assert_eq!(status, 404);
     assert_eq!(hidden, missing, "a hidden person looks like a missing one");
     // Counselors do not read the log, another person neither.
-    let (status, _) = send(
+    let (status, _) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{person}/access-log"),
-        Some(&camille),
-        None,
+        &camille,
     )
     .await?;
     assert_eq!(status, 403);
     let other = person_token(&sb, &uuid::Uuid::now_v7().to_string()).await?;
-    let (status, _) = send(
-        &sb,
-        Method::GET,
-        &format!("/api/v1/people/{person}/access-log"),
-        Some(&other),
-        None,
-    )
-    .await?;
+    let (status, _) = get(&sb, &format!("/api/v1/people/{person}/access-log"), &other).await?;
     assert_eq!(status, 404);
 
     // Bad input is refused by name.
@@ -275,25 +184,16 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
         ("from=14-03-2026", "from"),
         ("from=2026-03-14&to=2026-03-13", "to"),
     ] {
-        let (status, v) = send(
+        let (status, v) = get(
             &sb,
-            Method::GET,
             &format!("/api/v1/people/{person}/access-log?{query}"),
-            Some(&ana),
-            None,
+            &ana,
         )
         .await?;
         assert_eq!(status, 400, "{query}: {v}");
         assert_eq!(v["errors"][0]["field"], field, "{query}: {v}");
     }
-    let (status, v) = send(
-        &sb,
-        Method::GET,
-        "/api/v1/people/not-an-id/access-log",
-        Some(&ana),
-        None,
-    )
-    .await?;
+    let (status, v) = get(&sb, "/api/v1/people/not-an-id/access-log", &ana).await?;
     assert_eq!(status, 400);
     assert_eq!(v["errors"][0]["field"], "person_id");
 

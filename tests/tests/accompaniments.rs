@@ -8,9 +8,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Role, TokenSigner};
+use eva_platform::auth::Role;
 use eva_proto::audit::v1::AccessRecorded;
 use eva_proto::identity::v1 as pb;
+use eva_tests::api::{field_of, get, person_token, post, request, structure};
 use eva_tests::sandbox::{Backend, Sandbox};
 use prost::Message;
 use reqwest::{Method, StatusCode};
@@ -22,66 +23,8 @@ const SIRET_P: &str = "61737218800004";
 const PASSWORD: &str = "un jardin sous la pluie";
 const EMAIL: &str = "ana.z@exemple.fr";
 
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-async fn get(sb: &Sandbox, path: &str, token: &str) -> Result<(StatusCode, Value)> {
-    send(sb, Method::GET, path, Some(token), None).await
-}
-
-async fn post(
-    sb: &Sandbox,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Result<(StatusCode, Value)> {
-    send(sb, Method::POST, path, token, Some(&body)).await
-}
-
-/// The field a 400 problem names.
-fn field_of(body: &Value) -> &str {
-    body["errors"][0]["field"].as_str().unwrap_or("")
-}
-
-async fn structure(
-    sb: &Sandbox,
-    operator: &str,
-    name: &str,
-    siret: &str,
-    kind: &str,
-) -> Result<String> {
-    let (s, v) = post(
-        sb,
-        "/api/v1/structures",
-        Some(operator),
-        json!({ "name": name, "siret": siret, "kind": kind, "commune_insee": "27229" }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
 /// Registers Ana with structure `structure_id`; (person id, accompaniment id).
+// Not `api::person`: Ana needs an e-mail (invitations), the story her accompaniment id.
 async fn register(
     sb: &Sandbox,
     counselor: &str,
@@ -91,7 +34,7 @@ async fn register(
     let (s, v) = post(
         sb,
         "/api/v1/people",
-        Some(counselor),
+        counselor,
         json!({
             "structure_id": structure_id,
             "first_name": "Ana",
@@ -110,20 +53,6 @@ async fn register(
             .context("accompaniment id")?
             .to_owned(),
     ))
-}
-
-/// A token for a person's own account that is not stored (matrix callers).
-async fn person_token(sb: &Sandbox, person_id: &str) -> Result<String> {
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person_id.to_owned());
-    Ok(eva_identity::sign_claims(&sb.config, &claims).await?)
 }
 
 async fn last_event(sb: &Sandbox, subject: &str) -> Result<Vec<u8>> {
@@ -183,13 +112,13 @@ async fn story(backend: Backend) -> Result<()> {
     // A registers Ana and invites her to her own account (her file's e-mail).
     let (person, acc_a) = register(&sb, &counselor_a, &a, "Ana.Z@exemple.fr").await?;
     let invite = format!("/api/v1/people/{person}/invitations");
-    let (s, inv) = post(&sb, &invite, Some(&counselor_a), json!({})).await?;
+    let (s, inv) = post(&sb, &invite, &counselor_a, json!({})).await?;
     assert_eq!(s, 201, "{inv}");
     assert_eq!(inv["person_id"], person.as_str());
     assert_eq!(inv["email"], EMAIL);
     assert_eq!(inv["role"], "person");
     let code = inv["code"].as_str().context("code")?.to_owned();
-    let (s, info) = send(
+    let (s, info) = request(
         &sb,
         Method::GET,
         &format!("/api/v1/invitations/{code}"),
@@ -202,20 +131,22 @@ async fn story(backend: Backend) -> Result<()> {
     assert_eq!(info["structure"]["name"], "Chantier A");
 
     // Ana accepts with a password, then logs in with e-mail and password.
-    let (s, v) = post(
+    let (s, v) = request(
         &sb,
+        Method::POST,
         "/api/v1/auth/invitations/accept",
         None,
-        json!({ "code": code, "password": PASSWORD, "display_name": "Ana" }),
+        Some(&json!({ "code": code, "password": PASSWORD, "display_name": "Ana" })),
     )
     .await?;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["user"]["person_id"], person.as_str());
-    let (s, v) = post(
+    let (s, v) = request(
         &sb,
+        Method::POST,
         "/api/v1/auth/login",
         None,
-        json!({ "email": EMAIL, "password": PASSWORD }),
+        Some(&json!({ "email": EMAIL, "password": PASSWORD })),
     )
     .await?;
     assert_eq!(s, 200, "{v}");
@@ -232,11 +163,11 @@ async fn story(backend: Backend) -> Result<()> {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["first_name"], "Ana");
     // One account per person.
-    let (s, v) = post(&sb, &invite, Some(&counselor_a), json!({})).await?;
+    let (s, v) = post(&sb, &invite, &counselor_a, json!({})).await?;
     assert_eq!(s, 409, "{v}");
 
     // Ana creates a share code; B does not follow her yet.
-    let (s, v) = post(&sb, "/api/v1/me/share-codes", Some(&ana), json!({})).await?;
+    let (s, v) = post(&sb, "/api/v1/me/share-codes", &ana, json!({})).await?;
     assert_eq!(s, 201, "{v}");
     let share = v["code"].as_str().context("share code")?.to_owned();
     assert_eq!(share.len(), 8);
@@ -249,7 +180,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": "0OI1", "structure_id": b }),
     )
     .await?;
@@ -257,7 +188,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": "ZZZZ-ZZZZ", "structure_id": b }),
     )
     .await?;
@@ -265,7 +196,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": share, "structure_id": "x" }),
     )
     .await?;
@@ -277,7 +208,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": share, "structure_id": b, "extra": 1 }),
     )
     .await?;
@@ -288,7 +219,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": typed, "structure_id": b }),
     )
     .await?;
@@ -316,7 +247,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, _) = post(
         &sb,
         redeem,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "code": share, "structure_id": b }),
     )
     .await?;
@@ -355,13 +286,13 @@ async fn story(backend: Backend) -> Result<()> {
         ),
     ];
     for (body, field) in cases {
-        let (s, v) = post(&sb, &end, Some(&counselor_a), body).await?;
+        let (s, v) = post(&sb, &end, &counselor_a, body).await?;
         assert_eq!((s, field_of(&v)), (StatusCode::BAD_REQUEST, field), "{v}");
     }
     let (s, _) = post(
         &sb,
         &end,
-        Some(&counselor_b),
+        &counselor_b,
         json!({ "end_date": today, "end_reason": "autre" }),
     )
     .await?;
@@ -371,7 +302,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         &end,
-        Some(&counselor_a),
+        &counselor_a,
         json!({ "end_date": today, "end_reason": "reorientation" }),
     )
     .await?;
@@ -392,7 +323,7 @@ async fn story(backend: Backend) -> Result<()> {
     let (s, v) = post(
         &sb,
         &end,
-        Some(&counselor_a),
+        &counselor_a,
         json!({ "end_date": today, "end_reason": "autre" }),
     )
     .await?;
@@ -410,13 +341,13 @@ async fn story(backend: Backend) -> Result<()> {
     // At most 5 unused share codes at a time.
     for _ in 0..5 {
         assert_eq!(
-            post(&sb, "/api/v1/me/share-codes", Some(&ana), json!({}))
+            post(&sb, "/api/v1/me/share-codes", &ana, json!({}))
                 .await?
                 .0,
             201
         );
     }
-    let (s, v) = post(&sb, "/api/v1/me/share-codes", Some(&ana), json!({})).await?;
+    let (s, v) = post(&sb, "/api/v1/me/share-codes", &ana, json!({})).await?;
     assert_eq!(s, 409, "{v}");
 
     // Every step is in Ana's access log.
@@ -535,7 +466,8 @@ async fn authorisation_matrix_and_the_brake_on_guessed_codes() -> Result<()> {
     let mut wrong = Vec::new();
     for (route, method, path, body, expected) in &routes {
         for ((caller, token), want) in callers.iter().zip(expected) {
-            let (s, v) = send(&sb, method.clone(), path, token.as_deref(), body.as_ref()).await?;
+            let (s, v) =
+                request(&sb, method.clone(), path, token.as_deref(), body.as_ref()).await?;
             if s.as_u16() != *want {
                 wrong.push(format!("{route} by {caller}: {s}, expected {want}: {v}"));
             }
@@ -551,17 +483,18 @@ async fn authorisation_matrix_and_the_brake_on_guessed_codes() -> Result<()> {
         let (s, _) = post(
             &sb,
             redeem,
-            Some(&counselor_b),
+            &counselor_b,
             json!({ "code": "ZZZZZZZZ", "structure_id": b }),
         )
         .await?;
         assert_eq!(s, 404);
     }
-    let (s, v) = post(
+    let (s, v) = request(
         &sb,
+        Method::POST,
         "/api/v1/me/share-codes",
         callers[1].1.as_deref(),
-        json!({}),
+        Some(&json!({})),
     )
     .await?;
     assert_eq!(s, 201, "{v}");
@@ -586,7 +519,7 @@ async fn authorisation_matrix_and_the_brake_on_guessed_codes() -> Result<()> {
     let (s, v) = post(
         &sb,
         redeem,
-        Some(&admin_a),
+        &admin_a,
         json!({ "code": good, "structure_id": a }),
     )
     .await?;

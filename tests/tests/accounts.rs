@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use eva_platform::auth::{Role, TokenSigner};
 use eva_proto::identity::v1 as pb;
+use eva_tests::api::{siret, structure};
 use eva_tests::sandbox::{Backend, Sandbox};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
@@ -34,6 +35,7 @@ impl Reply {
     }
 }
 
+// Not `eva_tests::api::send`: these stories read headers and tell an empty body from JSON.
 async fn send(
     sb: &Sandbox,
     method: Method,
@@ -74,33 +76,6 @@ async fn post(sb: &Sandbox, path: &str, token: Option<&str>, body: Value) -> Res
 
 async fn delete(sb: &Sandbox, path: &str, token: Option<&str>) -> Result<Reply> {
     send(sb, Method::DELETE, path, token, None).await
-}
-
-/// A Luhn-valid SIRET built from `n`.
-fn siret(n: u64) -> String {
-    let base = format!("7{:012}", n);
-    (0..10)
-        .map(|d| format!("{base}{d}"))
-        .find(|s| eva_identity::structure::siret_is_valid(s))
-        .unwrap_or_default()
-}
-
-async fn create_structure(
-    sb: &Sandbox,
-    op: &str,
-    name: &str,
-    n: u64,
-    kind: &str,
-) -> Result<String> {
-    let r = post(
-        sb,
-        "/api/v1/structures",
-        Some(op),
-        json!({ "name": name, "siret": siret(n), "kind": kind, "commune_insee": "27229" }),
-    )
-    .await?;
-    assert_eq!(r.status, 201, "{}", r.body);
-    Ok(r.str("/id"))
 }
 
 async fn add_member(
@@ -184,7 +159,7 @@ const PASSWORD: &str = "un jardin sous la pluie";
 async fn story(backend: Backend) -> Result<()> {
     let sb = Sandbox::start(backend).await?;
     let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = create_structure(&sb, &op, "Chantier du Vexin", 1, "aci").await?;
+    let a = structure(&sb, &op, "Chantier du Vexin", &siret(1), "aci").await?;
 
     // The operator adds the structure's admin: an invitation code, shown once.
     let r = add_member(
@@ -304,7 +279,7 @@ async fn story(backend: Backend) -> Result<()> {
     assert_eq!(r.status, 409, "{}", r.body);
 
     // An existing account invited elsewhere keeps its password: accepting asks for it.
-    let b = create_structure(&sb, &op, "Association Tremplin", 2, "association").await?;
+    let b = structure(&sb, &op, "Association Tremplin", &siret(2), "association").await?;
     let r = add_member(
         &sb,
         &op,
@@ -431,7 +406,7 @@ async fn story(backend: Backend) -> Result<()> {
     assert_eq!(s.body["user"]["roles"], json!(["operator"]));
     assert_eq!(s.body["user"]["structures"], json!([]));
     let olga = s.str("/access_token");
-    create_structure(&sb, &olga, "CCAS de Vernon", 3, "ccas").await?;
+    structure(&sb, &olga, "CCAS de Vernon", &siret(3), "ccas").await?;
     sb.stop().await
 }
 
@@ -464,7 +439,7 @@ async fn story_on_postgres() -> Result<()> {
 async fn failed_logins_lock_the_account_and_never_tell_whether_it_exists() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
     let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = create_structure(&sb, &op, "Chantier du Vexin", 1, "aci").await?;
+    let a = structure(&sb, &op, "Chantier du Vexin", &siret(1), "aci").await?;
     let email = "lou.lock@example.org";
     account(&sb, &op, &a, email, "counselor", PASSWORD).await?;
 
@@ -550,7 +525,7 @@ async fn failed_logins_lock_the_account_and_never_tell_whether_it_exists() -> Re
 async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
     let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = create_structure(&sb, &op, "Chantier du Vexin", 1, "aci").await?;
+    let a = structure(&sb, &op, "Chantier du Vexin", &siret(1), "aci").await?;
     let email = "rene.refresh@example.org";
     let (_, first) = account(&sb, &op, &a, email, "counselor", PASSWORD).await?;
     let refresh = |token: String| refresh(&sb, token);
@@ -647,7 +622,7 @@ fn b64(v: &Value) -> String {
 async fn bad_tokens_are_refused_with_a_clear_reason() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
     let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = create_structure(&sb, &op, "Chantier du Vexin", 1, "aci").await?;
+    let a = structure(&sb, &op, "Chantier du Vexin", &siret(1), "aci").await?;
     let counselor = sb
         .token("c-1", vec![Role::Counselor], vec![a.clone()])
         .await?;
@@ -781,10 +756,10 @@ struct World {
 impl World {
     async fn new(sb: &Sandbox) -> Result<Self> {
         let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-        let a = create_structure(sb, &op, "Chantier A", 1, "aci").await?;
-        let b = create_structure(sb, &op, "Association B", 2, "association").await?;
-        let p = create_structure(sb, &op, "Partenaire P", 3, "partner").await?;
-        let d = create_structure(sb, &op, "Département D", 4, "departement").await?;
+        let a = structure(sb, &op, "Chantier A", &siret(1), "aci").await?;
+        let b = structure(sb, &op, "Association B", &siret(2), "association").await?;
+        let p = structure(sb, &op, "Partenaire P", &siret(3), "partner").await?;
+        let d = structure(sb, &op, "Département D", &siret(4), "departement").await?;
         let r = add_member(sb, &op, &a, "standing.a@example.org", "counselor", "A").await?;
         let (member_a, pending_code) = (r.str("/member/user_id"), r.str("/invitation/code"));
         let r = add_member(sb, &op, &b, "standing.b@example.org", "counselor", "B").await?;
@@ -929,7 +904,7 @@ async fn authorisation_matrix() -> Result<()> {
 async fn bad_input_names_the_field_and_changes_nothing() -> Result<()> {
     let sb = Sandbox::start(Backend::Sqlite).await?;
     let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = create_structure(&sb, &op, "Chantier du Vexin", 1, "aci").await?;
+    let a = structure(&sb, &op, "Chantier du Vexin", &siret(1), "aci").await?;
     let r = add_member(&sb, &op, &a, "noa.nouveau@example.org", "counselor", "Noa").await?;
     assert_eq!(r.status, 201);
     let code = r.str("/invitation/code");

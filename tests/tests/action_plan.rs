@@ -5,10 +5,11 @@
 //! that objective and `sante` withheld; a structure with no consent gets
 //! 403; the export holds the plan and erasure removes it.
 
-use std::time::{Duration, Instant};
-
-use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Role, TokenSigner};
+use anyhow::{Context, Result};
+use eva_platform::auth::Role;
+use eva_tests::api::{
+    consent, field_of, get, patch, person, person_token, post, send, structure, until,
+};
 use eva_tests::sandbox::{Backend, Sandbox};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,89 +18,6 @@ const TITLE_MOBILITE: &str = "Obtenir le permis B avant l'été";
 const TITLE_SANTE: &str = "Reprendre un suivi pour le dos";
 const ACTION_1: &str = "Inscription à l'auto-école solidaire";
 const ACTION_2: &str = "Demande d'aide au financement du permis";
-
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-async fn get(sb: &Sandbox, path: &str, token: &str) -> Result<(StatusCode, Value)> {
-    send(sb, Method::GET, path, token, None).await
-}
-
-async fn post(sb: &Sandbox, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
-    send(sb, Method::POST, path, token, Some(&body)).await
-}
-
-async fn patch(sb: &Sandbox, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
-    send(sb, Method::PATCH, path, token, Some(&body)).await
-}
-
-fn field_of(body: &Value) -> &str {
-    body["errors"][0]["field"].as_str().unwrap_or("")
-}
-
-async fn structure(sb: &Sandbox, operator: &str, name: &str, siret: &str) -> Result<String> {
-    let (s, v) = post(
-        sb,
-        "/api/v1/structures",
-        operator,
-        json!({ "name": name, "siret": siret, "kind": "association", "commune_insee": "27229" }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
-async fn person_token(sb: &Sandbox, person_id: &str) -> Result<String> {
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person_id.to_owned());
-    Ok(eva_identity::sign_claims(&sb.config, &claims).await?)
-}
-
-/// Retries until `check` holds on the answer (projections catch up).
-async fn until(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-    check: impl Fn(StatusCode, &Value) -> bool,
-) -> Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (s, v) = send(sb, method.clone(), path, token, body.as_ref()).await?;
-        if check(s, &v) {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("{method} {path}: {s} {v}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn plan_domain<'a>(plan: &'a Value, id: &str) -> &'a Value {
     plan["domains"]
@@ -111,9 +29,30 @@ fn plan_domain<'a>(plan: &'a Value, id: &str) -> &'a Value {
 async fn story(backend: Backend) -> Result<()> {
     let sb = Sandbox::start(backend).await?;
     let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = structure(&sb, &operator, "Chantier A", "41735218600007").await?;
-    let b = structure(&sb, &operator, "Association B", "51734218700005").await?;
-    let c = structure(&sb, &operator, "Association C", "61737218800004").await?;
+    let a = structure(
+        &sb,
+        &operator,
+        "Chantier A",
+        "41735218600007",
+        "association",
+    )
+    .await?;
+    let b = structure(
+        &sb,
+        &operator,
+        "Association B",
+        "51734218700005",
+        "association",
+    )
+    .await?;
+    let c = structure(
+        &sb,
+        &operator,
+        "Association C",
+        "61737218800004",
+        "association",
+    )
+    .await?;
     let counselor_a = sb
         .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
         .await?;
@@ -124,21 +63,7 @@ async fn story(backend: Backend) -> Result<()> {
         .token("counselor-c", vec![Role::Counselor], vec![c.clone()])
         .await?;
 
-    let (s, v) = post(
-        &sb,
-        "/api/v1/people",
-        &counselor_a,
-        json!({
-            "structure_id": a,
-            "first_name": "Ana",
-            "last_name": "Zabalveytia",
-            "birth_date": "1985-05-20",
-            "commune_insee": "27229",
-        }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
-    let person = v["id"].as_str().context("person id")?.to_owned();
+    let person = person(&sb, &counselor_a, &a, "Ana", "Zabalveytia").await?;
     let ana = person_token(&sb, &person).await?;
 
     // A opens a diagnostic, rates one item and shares it.
@@ -364,14 +289,7 @@ async fn story(backend: Backend) -> Result<()> {
     )
     .await?;
     assert_eq!(s, 201, "{v}");
-    let (s, v) = post(
-        &sb,
-        &format!("/api/v1/people/{person}/consents"),
-        &ana,
-        json!({ "grantee_structure_id": b, "domains": ["mobilite"], "purposes": ["accompagnement"] }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
+    consent(&sb, &ana, &person, &b, &["mobilite"], &["accompagnement"]).await?;
     let seen = until(&sb, Method::GET, &plan_path, &counselor_b, None, |s, v| {
         s == StatusCode::OK && plan_domain(v, "mobilite")["access"] == "visible"
     })

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Jwk, Role, TokenSigner, Verifier};
+use eva_platform::auth::{Jwk, Role, Verifier};
 use eva_platform::bus::Bus;
 use eva_platform::config::BusConfig;
 use eva_platform::consent::{self, Consents, Purpose, Reason};
 use eva_platform::db::Db;
 use eva_platform::{Shutdown, consumer};
 use eva_proto::identity::v1::{ConsentExpired, ConsentGranted, ConsentWithdrawn};
+use eva_tests::api::{get, person_token, send, structure};
 use eva_tests::sandbox::{Backend, Sandbox};
 use prost::Message;
 use reqwest::{Method, StatusCode};
@@ -33,51 +34,13 @@ struct World {
     person_token: String,
 }
 
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-async fn structure(sb: &Sandbox, operator: &str, name: &str, siret: &str) -> Result<String> {
-    let body =
-        json!({ "name": name, "siret": siret, "kind": "association", "commune_insee": "27229" });
-    let (status, v) = send(
-        sb,
-        Method::POST,
-        "/api/v1/structures",
-        Some(operator),
-        Some(&body),
-    )
-    .await?;
-    assert_eq!(status, 201, "{v}");
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
 /// Structures A and B, a counselor in each, and Ana registered by A (so A
 /// follows her, B does not), with her own account's token.
 async fn world(backend: Backend) -> Result<World> {
     let sb = Sandbox::start(backend).await?;
     let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = structure(&sb, &operator, "Chantier A", SIRET_A).await?;
-    let b = structure(&sb, &operator, "Association B", SIRET_B).await?;
+    let a = structure(&sb, &operator, "Chantier A", SIRET_A, "association").await?;
+    let b = structure(&sb, &operator, "Association B", SIRET_B, "association").await?;
     let counselor_a = sb
         .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
         .await?;
@@ -92,22 +55,13 @@ async fn world(backend: Backend) -> Result<World> {
         &sb,
         Method::POST,
         "/api/v1/people",
-        Some(&counselor_a),
+        &counselor_a,
         Some(&ana),
     )
     .await?;
     assert_eq!(status, 201, "{created}");
     let person = created["id"].as_str().context("person id")?.to_owned();
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person.clone());
-    let person_token = eva_identity::sign_claims(&sb.config, &claims).await?;
+    let person_token = person_token(&sb, &person).await?;
     Ok(World {
         sb,
         a,
@@ -125,7 +79,7 @@ impl World {
             &self.sb,
             Method::POST,
             &format!("/api/v1/people/{}/consents", self.person),
-            Some(token),
+            token,
             Some(&body),
         )
         .await
@@ -137,7 +91,7 @@ impl World {
             "/api/v1/consents/check?structure_id={}&person_id={}&domain={domain}&purpose={purpose}",
             self.b, self.person
         );
-        let (status, v) = send(&self.sb, Method::GET, &path, Some(&self.counselor_b), None).await?;
+        let (status, v) = get(&self.sb, &path, &self.counselor_b).await?;
         assert_eq!(status, 200, "{v}");
         Ok(v)
     }
@@ -343,7 +297,7 @@ async fn consent_story(backend: Backend) -> Result<()> {
 
     // One action withdraws it, at once.
     let path = format!("/api/v1/consents/{id}/withdraw");
-    let (status, withdrawn) = send(sb, Method::POST, &path, Some(&w.person_token), None).await?;
+    let (status, withdrawn) = send(sb, Method::POST, &path, &w.person_token, None).await?;
     assert_eq!(status, 200, "{withdrawn}");
     assert_eq!(withdrawn["status"], "withdrawn");
     assert!(withdrawn["withdrawn_at"].is_string());
@@ -353,7 +307,7 @@ async fn consent_story(backend: Backend) -> Result<()> {
         (json!(false), json!("consent_withdrawn"))
     );
     // Twice is the same as once.
-    let (status, again) = send(sb, Method::POST, &path, Some(&w.person_token), None).await?;
+    let (status, again) = send(sb, Method::POST, &path, &w.person_token, None).await?;
     assert_eq!(status, 200);
     assert_eq!(again["withdrawn_at"], withdrawn["withdrawn_at"]);
     assert_eq!(again["status"], "withdrawn");
@@ -362,36 +316,15 @@ async fn consent_story(backend: Backend) -> Result<()> {
 
     // The person's list, by status; counselor A (following) sees it too.
     let list = |status: &str| format!("/api/v1/people/{}/consents?status={status}", w.person);
-    let (_, active) = send(
-        sb,
-        Method::GET,
-        &list("active"),
-        Some(&w.person_token),
-        None,
-    )
-    .await?;
+    let (_, active) = get(sb, &list("active"), &w.person_token).await?;
     assert_eq!(
         active["items"].as_array().map(Vec::len),
         Some(0),
         "{active}"
     );
-    let (_, ended) = send(
-        sb,
-        Method::GET,
-        &list("withdrawn"),
-        Some(&w.counselor_a),
-        None,
-    )
-    .await?;
+    let (_, ended) = get(sb, &list("withdrawn"), &w.counselor_a).await?;
     assert_eq!(ended["items"][0]["id"], id.as_str());
-    let (status, p) = send(
-        sb,
-        Method::GET,
-        &list("paused"),
-        Some(&w.person_token),
-        None,
-    )
-    .await?;
+    let (status, p) = get(sb, &list("paused"), &w.person_token).await?;
     assert_eq!(status, 400);
     assert_eq!(p["errors"][0]["field"], "status");
 
@@ -468,15 +401,13 @@ async fn an_empty_domain_list_covers_only_the_non_sensitive_domains() -> Result<
     assert_eq!(status, 201, "{c}");
     let answer = w.check("sante", "orientation").await?;
     assert_eq!(answer["allowed"], true, "{answer}");
-    let (_, file) = send(
+    let (_, file) = get(
         &w.sb,
-        Method::GET,
         &format!(
             "/api/v1/consents/{}/receipt",
             c["id"].as_str().unwrap_or_default()
         ),
-        Some(&w.person_token),
-        None,
+        &w.person_token,
     )
     .await?;
     assert_eq!(file["receipt"]["sensitive"], true);
@@ -532,14 +463,7 @@ async fn a_consent_past_its_last_day_expires() -> Result<()> {
 
     let n = eva_identity::consent::expiry::expire_due(&db, &today).await?;
     assert!(n <= 1, "{n}");
-    let (status, got) = send(
-        sb,
-        Method::GET,
-        &format!("/api/v1/consents/{id}"),
-        Some(&w.person_token),
-        None,
-    )
-    .await?;
+    let (status, got) = get(sb, &format!("/api/v1/consents/{id}"), &w.person_token).await?;
     assert_eq!(status, 200);
     assert_eq!(got["status"], "expired", "{got}");
     assert_eq!(
@@ -559,7 +483,7 @@ async fn a_consent_past_its_last_day_expires() -> Result<()> {
         sb,
         Method::POST,
         &format!("/api/v1/consents/{id}/withdraw"),
-        Some(&w.person_token),
+        &w.person_token,
         None,
     )
     .await?;
@@ -754,23 +678,21 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() -> Result<()> {
             "/api/v1/consents/check?structure_id={}&person_id={}&{q}",
             w.b, w.person
         );
-        let (status, p) = send(sb, Method::GET, &path, Some(&w.counselor_b), None).await?;
+        let (status, p) = get(sb, &path, &w.counselor_b).await?;
         assert_eq!(status, 400, "{q}");
         assert_eq!(p["errors"][0]["field"], field);
     }
     // Nothing changed: A still follows Ana alone, unchanged, with no consent.
-    let (_, page) = send(
+    let (_, page) = get(
         sb,
-        Method::GET,
         &format!("/api/v1/people?structure_id={}", w.a),
-        Some(&w.counselor_a),
-        None,
+        &w.counselor_a,
     )
     .await?;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     assert_eq!(page["items"][0]["last_name"], "Zabalveytia");
     assert!(page["items"][0]["nir"].is_null());
-    let (_, list) = send(sb, Method::GET, &consents, Some(&w.person_token), None).await?;
+    let (_, list) = get(sb, &consents, &w.person_token).await?;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
     w.sb.stop().await
 }

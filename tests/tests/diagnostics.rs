@@ -11,8 +11,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Role, TokenSigner};
+use eva_platform::auth::Role;
 use eva_proto::diagnostics::v1 as pb;
+use eva_tests::api::{consent, field_of, get, patch, person, person_token, post, structure, until};
 use eva_tests::sandbox::{Backend, Sandbox};
 use prost::Message;
 use reqwest::{Method, StatusCode};
@@ -24,89 +25,6 @@ const SIRET_C: &str = "61737218800004";
 const NOTE_A: &str = "Permis B en cours, code obtenu en mars";
 const NOTE_SANTE: &str = "Suivi médical régulier pour le dos";
 const NOTE_PERSON: &str = "Je veux passer la conduite avant l'été";
-
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-async fn get(sb: &Sandbox, path: &str, token: &str) -> Result<(StatusCode, Value)> {
-    send(sb, Method::GET, path, token, None).await
-}
-
-async fn post(sb: &Sandbox, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
-    send(sb, Method::POST, path, token, Some(&body)).await
-}
-
-async fn patch(sb: &Sandbox, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
-    send(sb, Method::PATCH, path, token, Some(&body)).await
-}
-
-fn field_of(body: &Value) -> &str {
-    body["errors"][0]["field"].as_str().unwrap_or("")
-}
-
-async fn structure(sb: &Sandbox, operator: &str, name: &str, siret: &str) -> Result<String> {
-    let (s, v) = post(
-        sb,
-        "/api/v1/structures",
-        operator,
-        json!({ "name": name, "siret": siret, "kind": "association", "commune_insee": "27229" }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
-async fn person_token(sb: &Sandbox, person_id: &str) -> Result<String> {
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person_id.to_owned());
-    Ok(eva_identity::sign_claims(&sb.config, &claims).await?)
-}
-
-/// Retries while the local projections catch up with identity's events.
-async fn eventually(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-    want: StatusCode,
-) -> Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (s, v) = send(sb, method.clone(), path, token, body.as_ref()).await?;
-        if s == want {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("{method} {path}: {s} {v}, expected {want}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn domain<'a>(d: &'a Value, id: &str) -> &'a Value {
     d["domains"]
@@ -144,9 +62,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn story(backend: Backend) -> Result<()> {
     let sb = Sandbox::start(backend).await?;
     let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
-    let a = structure(&sb, &operator, "Chantier A", SIRET_A).await?;
-    let b = structure(&sb, &operator, "Association B", SIRET_B).await?;
-    let c = structure(&sb, &operator, "Association C", SIRET_C).await?;
+    let a = structure(&sb, &operator, "Chantier A", SIRET_A, "association").await?;
+    let b = structure(&sb, &operator, "Association B", SIRET_B, "association").await?;
+    let c = structure(&sb, &operator, "Association C", SIRET_C, "association").await?;
     let counselor_a = sb
         .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
         .await?;
@@ -158,32 +76,18 @@ async fn story(backend: Backend) -> Result<()> {
         .await?;
 
     // A registers Ana: A follows her.
-    let (s, v) = post(
-        &sb,
-        "/api/v1/people",
-        &counselor_a,
-        json!({
-            "structure_id": a,
-            "first_name": "Ana",
-            "last_name": "Zabalveytia",
-            "birth_date": "1985-05-20",
-            "commune_insee": "27229",
-        }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
-    let person = v["id"].as_str().context("person id")?.to_owned();
+    let person = person(&sb, &counselor_a, &a, "Ana", "Zabalveytia").await?;
     let ana = person_token(&sb, &person).await?;
     let list_path = format!("/api/v1/people/{person}/diagnostics");
 
     // A opens a draft (once its accompaniments projection has caught up).
-    let d1 = eventually(
+    let d1 = until(
         &sb,
         Method::POST,
         &list_path,
         &counselor_a,
         Some(json!({ "structure_id": a })),
-        StatusCode::CREATED,
+        |s, _| s == StatusCode::CREATED,
     )
     .await?;
     let d1_id = d1["id"].as_str().context("diagnostic id")?.to_owned();
@@ -329,24 +233,12 @@ async fn story(backend: Backend) -> Result<()> {
     )
     .await?;
     assert_eq!(s, 201, "{v}");
-    let (s, v) = post(
-        &sb,
-        &format!("/api/v1/people/{person}/consents"),
-        &ana,
-        json!({ "grantee_structure_id": b, "domains": [], "purposes": ["accompagnement"] }),
-    )
-    .await?;
-    assert_eq!(s, 201, "{v}");
+    consent(&sb, &ana, &person, &b, &[], &["accompagnement"]).await?;
 
     // B reads A's diagnostic: sante withheld, mobilite visible with A's notes.
-    let seen = eventually(
-        &sb,
-        Method::GET,
-        &d1_path,
-        &counselor_b,
-        None,
-        StatusCode::OK,
-    )
+    let seen = until(&sb, Method::GET, &d1_path, &counselor_b, None, |s, _| {
+        s == StatusCode::OK
+    })
     .await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut seen = seen;
@@ -373,14 +265,9 @@ async fn story(backend: Backend) -> Result<()> {
     );
 
     // B's history view lists A's diagnostic.
-    let (s, v) = eventually(
-        &sb,
-        Method::GET,
-        &list_path,
-        &counselor_b,
-        None,
-        StatusCode::OK,
-    )
+    let (s, v) = until(&sb, Method::GET, &list_path, &counselor_b, None, |s, _| {
+        s == StatusCode::OK
+    })
     .await
     .map(|v| (StatusCode::OK, v))?;
     assert_eq!(s, 200);
@@ -500,14 +387,9 @@ async fn story(backend: Backend) -> Result<()> {
     .await?;
     assert_eq!(s, 200, "{v}");
     for path in [&d1_path, &d2_path] {
-        eventually(
-            &sb,
-            Method::GET,
-            path,
-            &counselor_b,
-            None,
-            StatusCode::NOT_FOUND,
-        )
+        until(&sb, Method::GET, path, &counselor_b, None, |s, _| {
+            s == StatusCode::NOT_FOUND
+        })
         .await?;
     }
     // On SQLite, the freed pages are scrubbed: no row of hers is left in

@@ -7,11 +7,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eva_platform::auth::{Role, TokenSigner};
+use eva_platform::auth::Role;
 use eva_proto::audit::v1::{AccessAction, AccessRecorded};
+use eva_tests::api::{consent, get, patch, person_token, request, send, structure};
 use eva_tests::sandbox::{Backend, Sandbox};
 use prost::Message;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const SIRET_A: &str = "41735218600007";
@@ -19,39 +20,6 @@ const SIRET_B: &str = "51734218700005";
 const SIRET_P: &str = "61737218800004";
 /// 1 85 05 78 006 084, key 91.
 const NIR: &str = "1 85 05 78 006 084 91";
-
-async fn structure(
-    sb: &Sandbox,
-    operator: &str,
-    name: &str,
-    siret: &str,
-    kind: &str,
-) -> Result<String> {
-    let r = sb
-        .http
-        .post(sb.url("/api/v1/structures"))
-        .bearer_auth(operator)
-        .json(&json!({ "name": name, "siret": siret, "kind": kind, "commune_insee": "27229" }))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 201, "{}", r.text().await?);
-    let v: Value = r.json().await?;
-    Ok(v["id"].as_str().context("structure id")?.to_owned())
-}
-
-/// A token for the person's own account: its claims carry `person_id`.
-async fn person_token(sb: &Sandbox, person_id: &str) -> Result<String> {
-    let mut claims = TokenSigner::claims(
-        &sb.config.auth.issuer,
-        &sb.config.auth.audience,
-        &uuid::Uuid::now_v7().to_string(),
-        vec![Role::Person],
-        vec![],
-        Duration::from_secs(600),
-    );
-    claims.person_id = Some(person_id.to_owned());
-    Ok(eva_identity::sign_claims(&sb.config, &claims).await?)
-}
 
 fn ana(structure_id: &str) -> Value {
     json!({
@@ -64,29 +32,6 @@ fn ana(structure_id: &str) -> Value {
         "nir": NIR,
         "commune_insee": "27229",
     })
-}
-
-async fn send(
-    sb: &Sandbox,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = sb.http.request(method, sb.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
 }
 
 /// Every access-log event published so far on EVA_AUDIT.
@@ -145,7 +90,7 @@ async fn people_story(backend: Backend) -> Result<()> {
         &sb,
         Method::POST,
         "/api/v1/people",
-        Some(&counselor_a),
+        &counselor_a,
         Some(&ana(&a)),
     )
     .await?;
@@ -163,67 +108,42 @@ async fn people_story(backend: Backend) -> Result<()> {
     assert!(created["accompaniment"]["end_date"].is_null());
 
     // The counselor of A reads her.
-    let (status, got) = send(
-        &sb,
-        Method::GET,
-        &format!("/api/v1/people/{id}"),
-        Some(&counselor_a),
-        None,
-    )
-    .await?;
+    let (status, got) = get(&sb, &format!("/api/v1/people/{id}"), &counselor_a).await?;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["first_name"], "Ana");
     assert_eq!(got["birth_date"], "1985-05-20");
     assert_eq!(got["phone"], "+33 6 12 34 56 78");
 
     // B does not follow her: 404, exactly as for an id that does not exist.
-    let (status, hidden) = send(
-        &sb,
-        Method::GET,
-        &format!("/api/v1/people/{id}"),
-        Some(&counselor_b),
-        None,
-    )
-    .await?;
+    let (status, hidden) = get(&sb, &format!("/api/v1/people/{id}"), &counselor_b).await?;
     assert_eq!(status, 404);
-    let (status, missing) = send(
+    let (status, missing) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people/{}", uuid::Uuid::now_v7()),
-        Some(&counselor_b),
-        None,
+        &counselor_b,
     )
     .await?;
     assert_eq!(status, 404);
     assert_eq!(hidden, missing, "a hidden person looks like a missing one");
-    let (status, _) = send(
+    let (status, _) = patch(
         &sb,
-        Method::PATCH,
         &format!("/api/v1/people/{id}"),
-        Some(&counselor_b),
-        Some(&json!({ "phone": "0600000000" })),
+        &counselor_b,
+        json!({ "phone": "0600000000" }),
     )
     .await?;
     assert_eq!(status, 404);
 
     // Ana reads herself with her own account, and corrects her phone.
     let ana_token = person_token(&sb, &id).await?;
-    let (status, me) = send(
-        &sb,
-        Method::GET,
-        &format!("/api/v1/people/{id}"),
-        Some(&ana_token),
-        None,
-    )
-    .await?;
+    let (status, me) = get(&sb, &format!("/api/v1/people/{id}"), &ana_token).await?;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["last_name"], "Zabalveytia");
-    let (status, changed) = send(
+    let (status, changed) = patch(
         &sb,
-        Method::PATCH,
         &format!("/api/v1/people/{id}"),
-        Some(&ana_token),
-        Some(&json!({ "phone": "06 98 76 54 32" })),
+        &ana_token,
+        json!({ "phone": "06 98 76 54 32" }),
     )
     .await?;
     assert_eq!(status, 200, "{changed}");
@@ -239,7 +159,7 @@ async fn people_story(backend: Backend) -> Result<()> {
         "email=ANA.Z@exemple.fr",
         "",
     ] {
-        let (status, page) = send(&sb, Method::GET, &search(q), Some(&counselor_a), None).await?;
+        let (status, page) = get(&sb, &search(q), &counselor_a).await?;
         assert_eq!(status, 200, "{q}: {page}");
         assert_eq!(
             page["items"].as_array().map(Vec::len),
@@ -253,7 +173,7 @@ async fn people_story(backend: Backend) -> Result<()> {
         "last_name=Zabalveytia&first_name=Ana&birth_date=1985-05-21",
         "email=ana@exemple.fr",
     ] {
-        let (status, page) = send(&sb, Method::GET, &search(q), Some(&counselor_a), None).await?;
+        let (status, page) = get(&sb, &search(q), &counselor_a).await?;
         assert_eq!(status, 200, "{q}: {page}");
         assert_eq!(
             page["items"].as_array().map(Vec::len),
@@ -262,24 +182,15 @@ async fn people_story(backend: Backend) -> Result<()> {
         );
     }
     // A name search needs the three parts; B may not list A's people; B follows nobody.
-    let (status, p) = send(
-        &sb,
-        Method::GET,
-        &search("last_name=Zabalveytia"),
-        Some(&counselor_a),
-        None,
-    )
-    .await?;
+    let (status, p) = get(&sb, &search("last_name=Zabalveytia"), &counselor_a).await?;
     assert_eq!(status, 400);
     assert_eq!(p["errors"][0]["field"], "first_name", "{p}");
-    let (status, _) = send(&sb, Method::GET, &search(""), Some(&counselor_b), None).await?;
+    let (status, _) = get(&sb, &search(""), &counselor_b).await?;
     assert_eq!(status, 403);
-    let (status, page) = send(
+    let (status, page) = get(
         &sb,
-        Method::GET,
         &format!("/api/v1/people?structure_id={b}"),
-        Some(&counselor_b),
-        None,
+        &counselor_b,
     )
     .await?;
     assert_eq!(status, 200);
@@ -364,7 +275,7 @@ async fn authorisation_matrix() -> Result<()> {
         &sb,
         Method::POST,
         "/api/v1/people",
-        Some(&counselor_a),
+        &counselor_a,
         Some(&ana(&a)),
     )
     .await?;
@@ -377,7 +288,7 @@ async fn authorisation_matrix() -> Result<()> {
         &sb,
         Method::POST,
         "/api/v1/people",
-        Some(&counselor_a),
+        &counselor_a,
         Some(&other),
     )
     .await?;
@@ -385,16 +296,15 @@ async fn authorisation_matrix() -> Result<()> {
     let other_id = other_json["id"].as_str().context("id")?.to_owned();
     let ana_token = person_token(&sb, &ana_id).await?;
     let grant = json!({ "grantee_structure_id": b, "domains": ["mobilite"], "purposes": ["accompagnement"] });
-    let (status, consent) = send(
+    let consent_id = consent(
         &sb,
-        Method::POST,
-        &format!("/api/v1/people/{ana_id}/consents"),
-        Some(&ana_token),
-        Some(&grant),
+        &ana_token,
+        &ana_id,
+        &b,
+        &["mobilite"],
+        &["accompagnement"],
     )
     .await?;
-    assert_eq!(status, 201, "{consent}");
-    let consent_id = consent["id"].as_str().context("id")?.to_owned();
 
     let callers: Vec<(&str, Option<String>)> = vec![
         ("nobody", None),
@@ -499,7 +409,7 @@ async fn authorisation_matrix() -> Result<()> {
     let mut failures = Vec::new();
     for (method, path, body, expected) in &routes {
         for ((who, token), want) in callers.iter().zip(expected) {
-            let (got, answer) = send(&sb, method.clone(), path, token.as_deref(), *body).await?;
+            let (got, answer) = request(&sb, method.clone(), path, token.as_deref(), *body).await?;
             if got.as_u16() != *want {
                 failures.push(format!(
                     "{method} {path} as {who}: {got}, expected {want}: {answer}"
@@ -517,31 +427,17 @@ async fn authorisation_matrix() -> Result<()> {
 
     // No object of another structure by id, and no hint: malformed ids are
     // refused by name, unknown ones look like hidden ones.
-    let (status, p) = send(
-        &sb,
-        Method::GET,
-        "/api/v1/people/not-an-id",
-        Some(&counselor_a),
-        None,
-    )
-    .await?;
+    let (status, p) = get(&sb, "/api/v1/people/not-an-id", &counselor_a).await?;
     assert_eq!(status, 400);
     assert_eq!(p["errors"][0]["field"], "person_id");
-    let (status, p) = send(
-        &sb,
-        Method::GET,
-        "/api/v1/consents/not-an-id",
-        Some(&counselor_a),
-        None,
-    )
-    .await?;
+    let (status, p) = get(&sb, "/api/v1/consents/not-an-id", &counselor_a).await?;
     assert_eq!(status, 400);
     assert_eq!(p["errors"][0]["field"], "consent_id");
     for path in [
         format!("/api/v1/consents/{}", uuid::Uuid::now_v7()),
         format!("/api/v1/people/{}/consents", uuid::Uuid::now_v7()),
     ] {
-        let (status, _) = send(&sb, Method::GET, &path, Some(&counselor_a), None).await?;
+        let (status, _) = get(&sb, &path, &counselor_a).await?;
         assert_eq!(status, 404, "{path}");
     }
     sb.stop().await

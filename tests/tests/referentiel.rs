@@ -6,18 +6,10 @@
 use anyhow::Result;
 use eva_platform::auth::Role;
 use eva_platform::consent::DOMAINS;
+use eva_tests::api::{get, request};
 use eva_tests::sandbox::{Backend, Sandbox};
+use reqwest::Method;
 use serde_json::Value;
-
-async fn get(sb: &Sandbox, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
-    let mut req = sb.http.get(sb.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await?;
-    let status = r.status().as_u16();
-    Ok((status, r.json().await?))
-}
 
 async fn story(backend: Backend) -> Result<()> {
     let sb = Sandbox::start(backend).await?;
@@ -30,7 +22,7 @@ async fn story(backend: Backend) -> Result<()> {
         .await?;
 
     // The current version.
-    let (status, r) = get(&sb, "/api/v1/referentiel", Some(&counselor)).await?;
+    let (status, r) = get(&sb, "/api/v1/referentiel", &counselor).await?;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["version"], "2026.1");
     assert_eq!(r["published_on"], "2026-01-01");
@@ -81,29 +73,22 @@ async fn story(backend: Backend) -> Result<()> {
     );
 
     // By its label, the same version.
-    let (status, by_label) =
-        get(&sb, "/api/v1/referentiel/versions/2026.1", Some(&counselor)).await?;
+    let (status, by_label) = get(&sb, "/api/v1/referentiel/versions/2026.1", &counselor).await?;
     assert_eq!(status, 200, "{by_label}");
     assert_eq!(by_label, r);
 
     // The list, newest first.
-    let (status, list) = get(&sb, "/api/v1/referentiel/versions", Some(&counselor)).await?;
+    let (status, list) = get(&sb, "/api/v1/referentiel/versions", &counselor).await?;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["items"][0]["version"], "2026.1");
     assert_eq!(list["items"][0]["current"], true);
     assert_eq!(list["next_page_token"], Value::Null);
-    let (status, bad) = get(
-        &sb,
-        "/api/v1/referentiel/versions?page_size=-1",
-        Some(&counselor),
-    )
-    .await?;
+    let (status, bad) = get(&sb, "/api/v1/referentiel/versions?page_size=-1", &counselor).await?;
     assert_eq!(status, 400, "{bad}");
     assert!(bad.to_string().contains("page_size"), "{bad}");
 
     // An unknown version: 404 naming the field.
-    let (status, problem) =
-        get(&sb, "/api/v1/referentiel/versions/1999.9", Some(&counselor)).await?;
+    let (status, problem) = get(&sb, "/api/v1/referentiel/versions/1999.9", &counselor).await?;
     assert_eq!(status, 404, "{problem}");
     let detail = problem["detail"].as_str().unwrap_or_default();
     assert!(
@@ -120,7 +105,7 @@ async fn story(backend: Backend) -> Result<()> {
         Role::StructureAdmin,
     ] {
         let t = sb.token("x", vec![role], vec![]).await?;
-        let (status, _) = get(&sb, "/api/v1/referentiel", Some(&t)).await?;
+        let (status, _) = get(&sb, "/api/v1/referentiel", &t).await?;
         assert_eq!(status, 200, "{role:?}");
     }
     for path in [
@@ -128,12 +113,12 @@ async fn story(backend: Backend) -> Result<()> {
         "/api/v1/referentiel/versions",
         "/api/v1/referentiel/versions/2026.1",
     ] {
-        let (status, problem) = get(&sb, path, None).await?;
+        let (status, problem) = request(&sb, Method::GET, path, None, None).await?;
         assert_eq!(status, 401, "{path}: {problem}");
     }
 
     // Readiness lists diagnostics.
-    let (status, ready) = get(&sb, "/readyz", None).await?;
+    let (status, ready) = request(&sb, Method::GET, "/readyz", None, None).await?;
     assert_eq!(status, 200);
     assert_eq!(ready["checks"]["diagnostics"], "ok", "{ready}");
 

@@ -306,7 +306,8 @@ async fn sealing_story(backend: Backend) -> Result<()> {
     let ctx = format!("referral:{}:diagnostic", uuid::Uuid::now_v7());
     let orientation = pb::ConsentPurpose::Orientation;
 
-    // Only the structure following Ana (or Ana) seals with her key.
+    // Only Ana, a structure following her, or one she consented to seals
+    // with her key.
     refused(
         Caller::new(&ch, &counselor_b)
             .seal(&ana, SECRET.as_bytes(), &ctx)
@@ -316,8 +317,8 @@ async fn sealing_story(backend: Backend) -> Result<()> {
     );
     refused(
         partner.seal(&ana, SECRET.as_bytes(), &ctx).await?,
-        Code::PermissionDenied,
-        "rôle requis",
+        Code::NotFound,
+        "personne introuvable",
     );
     let sealed = seller.seal(&ana, SECRET.as_bytes(), &ctx).await??;
     assert!(sealed.key_id.starts_with("dk1-"), "{}", sealed.key_id);
@@ -367,6 +368,10 @@ async fn sealing_story(backend: Backend) -> Result<()> {
         .open(&ana, &sealed, &ctx, &b, &["mobilite"], orientation)
         .await??;
     assert_eq!(opened, SECRET.as_bytes());
+    // With her consent, the partner may also write sealed (its answer to a
+    // referral, its messages).
+    let answer = partner.seal(&ana, b"{\"reponse\":1}", &ctx).await??;
+    assert!(answer.key_id.starts_with("dk1-"), "{}", answer.key_id);
 
     // A batch: authorised once, each item opened or refused on its own, one
     // access-log event listing the domains opened.

@@ -21,9 +21,11 @@ use eva_platform::audit::{self, Access};
 use eva_platform::auth::{Principal, Role, require_role};
 use eva_platform::consent::{Consents, Purpose};
 use eva_platform::db::{now_us, to_timestamp};
+use eva_platform::follows::Follows;
 use eva_platform::grpc::invalid_field;
 use eva_platform::outbox::{self, Event};
 use eva_platform::pagination::Page;
+use eva_platform::sealing::{Reading, Sealer};
 use eva_proto::audit::v1::AccessAction;
 use eva_proto::diagnostics::v1 as pb;
 use eva_proto::diagnostics::v1::diagnostic_service_server::DiagnosticServiceServer;
@@ -31,7 +33,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::SERVICE;
-use crate::notes::{DomainNotes, OpenItem, Reading, Sealer, context};
+use crate::notes::{self, DomainNotes, context};
 use crate::referentiel::{self, Level, Referentiel, Referentiels};
 use crate::store::{Author, DiagnosticRow, RatingRow, Store};
 
@@ -54,6 +56,8 @@ pub struct DiagnosticApi {
     pub store: Store,
     pub referentiels: Arc<Referentiels>,
     pub consents: Consents,
+    /// Who follows whom, and the recording structures' kind and territory.
+    pub follows: Follows,
     pub sealer: Sealer,
 }
 
@@ -225,7 +229,11 @@ impl DiagnosticApi {
         if !caller.has_any_role(FOLLOWERS) {
             return Err(not_found());
         }
-        let following = self.store.following(&d.person_id).await.map_err(internal)?;
+        let following = self
+            .follows
+            .following(&d.person_id)
+            .await
+            .map_err(internal)?;
         if caller.belongs_to(&d.structure_id) && following.contains(&d.structure_id) {
             return Ok(Sight {
                 structure_id: Some(d.structure_id.clone()),
@@ -310,29 +318,31 @@ impl DiagnosticApi {
         let items = rows
             .into_iter()
             .zip(&keys)
-            .map(|(row, (domain_id, author))| OpenItem {
-                context: context(&d.diagnostic_id, domain_id, *author),
-                ciphertext: row.ciphertext,
-                key_id: row.key_id,
-                domain_id: row.domain_id,
+            .map(|(row, (domain_id, author))| {
+                notes::item(
+                    context(&d.diagnostic_id, domain_id, *author),
+                    row.ciphertext,
+                    row.key_id,
+                    domain_id,
+                )
             })
             .collect::<Vec<_>>();
         let opened = if items.is_empty() {
             Vec::new()
         } else {
-            self.sealer
-                .open_batch(
-                    md,
-                    &Reading {
-                        person_id: &d.person_id,
-                        structure_id: sight.structure_id.as_deref().unwrap_or(""),
-                        purpose: sight.purpose,
-                        resource_type: "diagnostic",
-                        resource_id: &d.diagnostic_id,
-                    },
-                    items,
-                )
-                .await?
+            notes::open_batch(
+                &self.sealer,
+                md,
+                &Reading {
+                    person_id: &d.person_id,
+                    structure_id: sight.structure_id.as_deref().unwrap_or(""),
+                    purpose: sight.purpose,
+                    resource_type: "diagnostic",
+                    resource_id: &d.diagnostic_id,
+                },
+                items,
+            )
+            .await?
         };
         let mut out = BTreeMap::new();
         let mut refused = BTreeSet::new();
@@ -559,18 +569,20 @@ impl DiagnosticApi {
                 .find(|n| n.domain_id == domain && n.author == author.code())
             {
                 Some(row) => {
-                    self.sealer
-                        .open(
-                            md,
-                            &d.person_id,
+                    notes::open(
+                        &self.sealer,
+                        md,
+                        &d.person_id,
+                        structure_id.unwrap_or(""),
+                        Purpose::Accompagnement,
+                        notes::item(
                             ctx.clone(),
                             row.ciphertext.clone(),
                             row.key_id.clone(),
                             &domain,
-                            structure_id.unwrap_or(""),
-                            Purpose::Accompagnement,
-                        )
-                        .await?
+                        ),
+                    )
+                    .await?
                 }
                 None => DomainNotes::new(),
             };
@@ -583,7 +595,7 @@ impl DiagnosticApi {
             let payload = if notes.is_empty() {
                 None
             } else {
-                Some(self.sealer.seal(md, &d.person_id, ctx, &notes).await?)
+                Some(notes::seal(&self.sealer, md, &d.person_id, ctx, &notes).await?)
             };
             sealed.push((domain, payload));
         }
@@ -701,7 +713,11 @@ impl pb::diagnostic_service_server::DiagnosticService for DiagnosticApi {
                 "accès refusé : vous n'agissez pas pour cette structure / access denied: you do not act for this structure",
             ));
         }
-        let following = self.store.following(&r.person_id).await.map_err(internal)?;
+        let following = self
+            .follows
+            .following(&r.person_id)
+            .await
+            .map_err(internal)?;
         if !following.contains(&r.structure_id) {
             return Err(Status::permission_denied(
                 "accès refusé : votre structure ne suit pas cette personne / access denied: your structure does not follow this person",
@@ -848,7 +864,11 @@ impl pb::diagnostic_service_server::DiagnosticService for DiagnosticApi {
                 if !caller.has_any_role(FOLLOWERS) {
                     return Err(Status::not_found("personne introuvable / person not found"));
                 }
-                let following = self.store.following(&r.person_id).await.map_err(internal)?;
+                let following = self
+                    .follows
+                    .following(&r.person_id)
+                    .await
+                    .map_err(internal)?;
                 let Some(s) = caller.structures.iter().find(|s| following.contains(s)) else {
                     return Err(Status::not_found("personne introuvable / person not found"));
                 };
@@ -1206,7 +1226,12 @@ impl pb::diagnostic_service_server::DiagnosticService for DiagnosticApi {
 
 impl DiagnosticApi {
     async fn recording_context(&self, structure_id: &str) -> Result<pb::RecordingContext, Status> {
-        let s = self.store.structure(structure_id).await.map_err(internal)?;
+        let s = self
+            .follows
+            .structure(structure_id)
+            .await
+            .map_err(internal)?
+            .unwrap_or_default();
         Ok(pb::RecordingContext {
             structure_kind: s.kind,
             commune_insee: s.commune_insee,

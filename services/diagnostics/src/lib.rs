@@ -22,7 +22,9 @@ use std::sync::Arc;
 use eva_platform::bus::streams;
 use eva_platform::consent::Consents;
 use eva_platform::consumer::Subscription;
+use eva_platform::follows::Follows;
 use eva_platform::grpc::GrpcServer;
+use eva_platform::sealing::Sealer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Shutdown};
 use eva_proto::diagnostics::v1::referentiel_service_server::ReferentielServiceServer;
@@ -107,22 +109,7 @@ pub async fn run(
             "référentiel loaded"
         );
     }
-    ctx.spawn_consumer(
-        Subscription::new(
-            streams::IDENTITY,
-            projection::ACCOMPANIMENTS_CONSUMER,
-            &["eva.identity.accompaniment.>"],
-        ),
-        projection::Accompaniments,
-    );
-    ctx.spawn_consumer(
-        Subscription::new(
-            streams::IDENTITY,
-            projection::STRUCTURES_CONSUMER,
-            &["eva.identity.structure.>"],
-        ),
-        projection::Structures,
-    );
+    let follows = Follows::spawn(&ctx);
     ctx.spawn_consumer(
         Subscription::new(
             streams::IDENTITY,
@@ -147,7 +134,8 @@ pub async fn run(
         store: store.clone(),
         referentiels: referentiels.clone(),
         consents,
-        sealer: notes::Sealer::connect(&config)?,
+        follows,
+        sealer: Sealer::connect(&config, SERVICE)?,
     };
     let server = GrpcServer::new(SERVICE)
         .add_service(ReferentielServiceServer::new(api::ReferentielApi {

@@ -100,15 +100,6 @@ pub struct NotesRow {
     pub key_id: String,
 }
 
-/// A recording structure's type and territory.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct StructureRow {
-    pub kind: i32,
-    pub commune_insee: String,
-    pub epci: String,
-    pub departement: String,
-}
-
 /// Which author a rating or note belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Author {
@@ -130,18 +121,6 @@ const DIAGNOSTIC_COLUMNS: &str = "diagnostic_id, person_id, structure_id, counse
      updated_at_us, shared_at_us, superseded_at_us";
 
 impl Store {
-    /// The structures following `person_id` now (open accompaniments).
-    pub async fn following(&self, person_id: &str) -> Result<Vec<String>, DbError> {
-        let mut h = self.db.acquire().await?;
-        let rows: Vec<(String,)> = on_backend!(h.conn(), c => sqlx::query_as(
-            "SELECT DISTINCT structure_id FROM accompaniments WHERE person_id = $1 AND end_date = ''",
-        )
-        .bind(person_id)
-        .fetch_all(&mut *c)
-        .await)?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
-    }
-
     pub async fn diagnostic(&self, id: &str) -> Result<Option<DiagnosticRow>, DbError> {
         let mut h = self.db.acquire().await?;
         let sql = format!("SELECT {DIAGNOSTIC_COLUMNS} FROM diagnostics WHERE diagnostic_id = $1");
@@ -201,17 +180,6 @@ impl Store {
         .bind(diagnostic_id)
         .fetch_all(&mut *c)
         .await)?)
-    }
-
-    pub async fn structure(&self, structure_id: &str) -> Result<StructureRow, DbError> {
-        let mut h = self.db.acquire().await?;
-        let row: Option<StructureRow> = on_backend!(h.conn(), c => sqlx::query_as::<_, StructureRow>(
-            "SELECT kind, commune_insee, epci, departement FROM structures WHERE structure_id = $1",
-        )
-        .bind(structure_id)
-        .fetch_optional(&mut *c)
-        .await)?;
-        Ok(row.unwrap_or_default())
     }
 
     pub async fn insert_diagnostic(tx: &mut Tx, d: &DiagnosticRow) -> Result<(), DbError> {
@@ -385,62 +353,6 @@ impl Store {
         Ok(())
     }
 
-    /// Projection: an accompaniment started or ended.
-    pub async fn upsert_accompaniment(
-        tx: &mut Tx,
-        accompaniment_id: &str,
-        person_id: &str,
-        structure_id: &str,
-        start_date: &str,
-        end_date: &str,
-        at_us: i64,
-    ) -> Result<(), DbError> {
-        // An end, once seen, stays: a late `started` does not reopen it.
-        on_backend!(tx.conn(), c => sqlx::query(
-            "INSERT INTO accompaniments (accompaniment_id, person_id, structure_id, start_date, end_date, changed_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (accompaniment_id) DO UPDATE SET \
-             start_date = CASE WHEN excluded.start_date = '' THEN accompaniments.start_date ELSE excluded.start_date END, \
-             end_date = CASE WHEN accompaniments.end_date <> '' THEN accompaniments.end_date ELSE excluded.end_date END, \
-             changed_at_us = excluded.changed_at_us",
-        )
-        .bind(accompaniment_id)
-        .bind(person_id)
-        .bind(structure_id)
-        .bind(start_date)
-        .bind(end_date)
-        .bind(at_us)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-        Ok(())
-    }
-
-    /// Projection: a structure's type and territory; the latest change wins.
-    pub async fn upsert_structure(
-        tx: &mut Tx,
-        structure_id: &str,
-        s: &StructureRow,
-        at_us: i64,
-    ) -> Result<(), DbError> {
-        on_backend!(tx.conn(), c => sqlx::query(
-            "INSERT INTO structures (structure_id, kind, commune_insee, epci, departement, changed_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (structure_id) DO UPDATE SET \
-             kind = excluded.kind, commune_insee = excluded.commune_insee, epci = excluded.epci, \
-             departement = excluded.departement, changed_at_us = excluded.changed_at_us \
-             WHERE structures.changed_at_us <= excluded.changed_at_us",
-        )
-        .bind(structure_id)
-        .bind(s.kind)
-        .bind(&s.commune_insee)
-        .bind(&s.epci)
-        .bind(&s.departement)
-        .bind(at_us)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-        Ok(())
-    }
-
     /// Projection: the person's objection to statistics; the latest wins.
     pub async fn set_objection(
         tx: &mut Tx,
@@ -531,7 +443,7 @@ impl Store {
             }
             eva_platform::db::Conn::Postgres(c) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(
-                    "VACUUM diagnostics, ratings, domain_notes, plan_actions, plan_objectives, accompaniments, statistics_objections, statistics_pseudonyms",
+                    "VACUUM diagnostics, ratings, domain_notes, plan_actions, plan_objectives, eva_accompaniments, statistics_objections, statistics_pseudonyms",
                 ))
                 .execute(&mut *c)
                 .await?;
@@ -540,7 +452,8 @@ impl Store {
         Ok(())
     }
 
-    /// Erasure: every row about the person.
+    /// Erasure: every row about the person (their accompaniments are the
+    /// platform's: `eva_platform::follows::Follows::erase_person`).
     pub async fn erase_person(tx: &mut Tx, person_id: &str) -> Result<(), DbError> {
         for sql in [
             "DELETE FROM plan_actions WHERE person_id = $1",
@@ -548,7 +461,6 @@ impl Store {
             "DELETE FROM domain_notes WHERE diagnostic_id IN (SELECT diagnostic_id FROM diagnostics WHERE person_id = $1)",
             "DELETE FROM ratings WHERE diagnostic_id IN (SELECT diagnostic_id FROM diagnostics WHERE person_id = $1)",
             "DELETE FROM diagnostics WHERE person_id = $1",
-            "DELETE FROM accompaniments WHERE person_id = $1",
             "DELETE FROM statistics_objections WHERE person_id = $1",
             // Without it, statistics can no longer link this person's diagnostics.
             "DELETE FROM statistics_pseudonyms WHERE person_id = $1",

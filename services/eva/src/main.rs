@@ -63,6 +63,46 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// NATS users (services, partners) as nats-server configuration: see
+    /// deploy/nats/README.md.
+    Nats {
+        #[command(subcommand)]
+        command: NatsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NatsCommand {
+    /// Print one partner's NATS user block (bcrypt hash), to add to the `users` of
+    /// account EVA. Without --password-file, a password is generated and printed once
+    /// on stderr.
+    PartnerUser {
+        /// The partner structure's id (UUID).
+        #[arg(long)]
+        structure_id: String,
+        /// File whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// bcrypt cost.
+        #[arg(long, default_value_t = eva_platform::nats_auth::DEFAULT_BCRYPT_COST)]
+        cost: u32,
+    },
+    /// Print the whole `accounts` block (account EVA: JetStream, the services' user,
+    /// one user per partner). Passwords generated here are printed once on stderr.
+    Accounts {
+        /// File with one partner a line: `<structure id> [<password>]`; `#` comments.
+        #[arg(long)]
+        partners: PathBuf,
+        /// The services' user.
+        #[arg(long, default_value = eva_platform::nats_auth::SERVICES_USER)]
+        services_user: String,
+        /// File whose first line is the services' password; generated when absent.
+        #[arg(long)]
+        services_password_file: Option<PathBuf>,
+        /// bcrypt cost.
+        #[arg(long, default_value_t = eva_platform::nats_auth::DEFAULT_BCRYPT_COST)]
+        cost: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +199,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Nats { command } => nats(command).await,
         Command::Migrate { service } => migrate(&config, service).await,
         Command::Serve { service } => {
             let _telemetry = telemetry::init(&config.telemetry, service_name(service))?;
@@ -431,4 +472,104 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
         println!("{name}: migrations appliquées / migrations applied");
     }
     Ok(())
+}
+
+/// `eva nats …`: configuration text on stdout, generated passwords on stderr (once).
+async fn nats(command: NatsCommand) -> anyhow::Result<()> {
+    use eva_platform::nats_auth::{
+        self, PartnerId, PartnerUser, PasswordHash, ServicesUser, generate_password,
+    };
+
+    fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let password = text.lines().next().unwrap_or_default().trim().to_owned();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "{}: mot de passe vide / empty password",
+            path.display()
+        );
+        Ok(password)
+    }
+    // bcrypt is slow on purpose: off the async threads.
+    async fn hash(password: String, cost: u32) -> anyhow::Result<PasswordHash> {
+        Ok(tokio::task::spawn_blocking(move || PasswordHash::hash(&password, cost)).await??)
+    }
+
+    match command {
+        NatsCommand::PartnerUser {
+            structure_id,
+            password_file,
+            cost,
+        } => {
+            let id: PartnerId = structure_id.parse()?;
+            let password = match &password_file {
+                Some(path) => read_password(path)?,
+                None => {
+                    let password = generate_password();
+                    eprintln!(
+                        "Mot de passe NATS de {user}, affiché une seule fois / NATS password of {user}, shown once:\n{password}",
+                        user = id.user()
+                    );
+                    password
+                }
+            };
+            let user = PartnerUser {
+                id,
+                password: hash(password, cost).await?,
+            };
+            print!("{}", nats_auth::render_partner_user(&user));
+            Ok(())
+        }
+        NatsCommand::Accounts {
+            partners,
+            services_user,
+            services_password_file,
+            cost,
+        } => {
+            let text = std::fs::read_to_string(&partners)
+                .with_context(|| format!("reading {}", partners.display()))?;
+            let mut generated = Vec::new();
+            let services_password = match &services_password_file {
+                Some(path) => read_password(path)?,
+                None => {
+                    let password = generate_password();
+                    generated.push((services_user.clone(), password.clone()));
+                    password
+                }
+            };
+            let services = ServicesUser::new(&services_user, hash(services_password, cost).await?)?;
+            let mut users = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let parsed = nats_auth::parse_partner_line(line)
+                    .with_context(|| format!("{}:{}", partners.display(), n + 1))?;
+                let Some((id, password)) = parsed else {
+                    continue;
+                };
+                let password = match password {
+                    Some(p) => p,
+                    None => {
+                        let password = generate_password();
+                        generated.push((id.user(), password.clone()));
+                        password
+                    }
+                };
+                users.push(PartnerUser {
+                    id,
+                    password: hash(password, cost).await?,
+                });
+            }
+            let rendered = nats_auth::render_accounts(&services, &users)?;
+            if !generated.is_empty() {
+                eprintln!(
+                    "Mots de passe générés, affichés une seule fois / generated passwords, shown once:"
+                );
+                for (user, password) in &generated {
+                    eprintln!("{user} {password}");
+                }
+            }
+            print!("{rendered}");
+            Ok(())
+        }
+    }
 }

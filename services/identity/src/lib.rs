@@ -120,6 +120,14 @@ pub async fn run(
         Subscription::new(streams::AUDIT, access_log::CONSUMER, &["eva.audit.>"]),
         access_log::AccessLogProjection,
     );
+    ctx.spawn_consumer(
+        Subscription::new(
+            streams::REFERRALS,
+            accompaniments::referrals::CONSUMER,
+            &[accompaniments::referrals::ACCEPTED],
+        ),
+        accompaniments::referrals::ReferralAcceptances,
+    );
     let server = GrpcServer::new(SERVICE)
         .add_service(access_log::api::server(ctx.db.clone(), accounts.clone()))
         .add_service(rights.clone().rights_server())

@@ -95,6 +95,27 @@ pub struct Bus {
     replicas: usize,
 }
 
+/// The user and password of the first URL of a (comma-separated) list,
+/// percent-decoded; `None` when it carries none.
+pub fn url_credentials(urls: &str) -> Option<(String, String)> {
+    let first = urls.split(',').next()?.trim();
+    let url = url::Url::parse(first).ok()?;
+    if url.username().is_empty() {
+        return None;
+    }
+    // Percent-decoding; a `+` in a URL's user part is a plus, not a space.
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((
+        decode(url.username()),
+        decode(url.password().unwrap_or_default()),
+    ))
+}
+
 impl Bus {
     /// Connects, failing fast when NATS is not there at start; afterwards the
     /// client reconnects by itself forever.
@@ -112,6 +133,11 @@ impl Bus {
                     other => tracing::debug!(event = %other, "bus event"),
                 }
             });
+        // async-nats does not send the user and password written in the
+        // URL: pass them as options (central deployments, partner users).
+        if let Some((user, pass)) = url_credentials(url) {
+            opts = opts.user_and_password(user, pass);
+        }
         if let Some(creds) = &cfg.credentials {
             opts = opts
                 .credentials_file(creds)
@@ -221,5 +247,20 @@ impl CloudEvent {
             time: get("ce-time").unwrap_or_default(),
             subject: get("ce-subject"),
         })
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::url_credentials;
+
+    #[test]
+    fn credentials_come_from_the_first_url() {
+        assert_eq!(
+            url_credentials("nats://eva:s%40c+ret@127.0.0.1:4222,nats://other:x@h:1"),
+            Some(("eva".into(), "s@c+ret".into()))
+        );
+        assert_eq!(url_credentials("nats://127.0.0.1:4222"), None);
+        assert_eq!(url_credentials("not a url"), None);
     }
 }

@@ -193,8 +193,8 @@ fn unknown_keys_fail_naming_the_key() {
         (None, &[("EVA__GATEWAY__LISTN", "127.0.0.1:1")], "listn"),
         (
             None,
-            &[("EVA__REFERRALS__LISTEN", "127.0.0.1:1")],
-            "referrals",
+            &[("EVA__COMMUNITY__LISTEN", "127.0.0.1:1")],
+            "community",
         ),
         (
             Some("[diagnostics]\nreferentiel_directory = \"/tmp\"\n"),

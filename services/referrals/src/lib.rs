@@ -21,11 +21,14 @@ use std::sync::Arc;
 use eva_platform::bus::streams;
 use eva_platform::consent::Consents;
 use eva_platform::consumer::Subscription;
+use eva_platform::follows::Follows;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::sealing::Sealer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Clock, Config, Shutdown};
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
 
 pub const SERVICE: &str = "referrals";
 
@@ -56,27 +59,56 @@ pub async fn run_with_clock(
     )
     .await?;
     let store = store::Store::new(ctx.db.clone());
+    let follows = Follows::spawn(&ctx);
     ctx.spawn_consumer(
         Subscription::new(
             streams::IDENTITY,
-            projection::ACCOMPANIMENTS_CONSUMER,
-            &["eva.identity.accompaniment.>"],
+            projection::ERASURE_CONSUMER,
+            &["eva.identity.person.erased"],
         ),
-        projection::Accompaniments,
-    );
-    ctx.spawn_consumer(
-        Subscription::new(
-            streams::IDENTITY,
-            projection::STRUCTURES_CONSUMER,
-            &["eva.identity.structure.>"],
-        ),
-        projection::Structures,
+        projection::Erasure,
     );
     let consents = Consents::spawn(&ctx);
     let sealer = Sealer::connect(&config, SERVICE)?;
-    let _ = (&store, &consents, &sealer, &clock);
+    let referrals = referral::ReferralApi {
+        store: store.clone(),
+        referrals: referral::store::ReferralStore::new(ctx.db.clone()),
+        consents,
+        follows: follows.clone(),
+        sealer,
+        identity: channel("identity", &config.identity.endpoint)?,
+        diagnostics: channel("diagnostics", &config.diagnostics.endpoint)?,
+        clock: clock.clone(),
+        config: config.referrals.clone(),
+    };
+    referral::scheduler::spawn(referrals.clone(), ctx.shutdown.clone());
+    partners::spawn_worker(
+        ctx.db.clone(),
+        ctx.kek()?,
+        &config.referrals,
+        clock.clone(),
+        ctx.shutdown.clone(),
+    )?;
     let server = GrpcServer::new(SERVICE)
         // Each part registers its gRPC services here, one line each.
+        .add_service(directory::server(store.clone(), follows, &config)?)
+        .add_service(partners::server(ctx.db.clone(), ctx.kek()?, clock.clone()))
+        .add_service(referral::server(referrals.clone()))
+        .add_service(person_data::server(referrals))
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await
+}
+
+/// A lazily connected channel to another service.
+fn channel(name: &str, url: &str) -> Result<Channel, StartError> {
+    Endpoint::from_shared(url.to_owned())
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .connect_lazy()
+        })
+        .map_err(|e| StartError::Other {
+            service: SERVICE,
+            reason: format!("{name}.endpoint `{url}`: {e}"),
+        })
 }

@@ -31,6 +31,7 @@ use eva_platform::auth::{Principal, Role, require_role};
 use eva_platform::consent::{DATE_FORMAT, Purpose};
 use eva_platform::db::{now_us, to_timestamp};
 use eva_platform::grpc::invalid_field;
+use eva_platform::sealing::Reading;
 use eva_proto::audit::v1::AccessAction;
 use eva_proto::diagnostics::v1 as pb;
 use eva_proto::diagnostics::v1::action_plan_service_server::ActionPlanServiceServer;
@@ -41,7 +42,7 @@ use tonic::{Request, Response, Status};
 use self::store::{ActionRow, ObjectiveRow};
 use crate::SERVICE;
 use crate::diagnostic::{DiagnosticApi, FOLLOWERS, REMPLACE, Sight, internal};
-use crate::notes::{DomainNotes, OpenItem, Reading};
+use crate::notes::{self, DomainNotes};
 use crate::store::{DiagnosticRow, Store};
 
 /// Roles that read a plan.
@@ -346,7 +347,7 @@ async fn writing_structure(
     caller: &Principal,
     person_id: &str,
 ) -> Result<(String, Vec<String>), Status> {
-    let following = api.store.following(person_id).await.map_err(internal)?;
+    let following = api.follows.following(person_id).await.map_err(internal)?;
     let s = caller
         .structures
         .iter()
@@ -378,10 +379,7 @@ impl ActionPlanApi {
         title: &str,
     ) -> Result<(Vec<u8>, String), Status> {
         let payload: DomainNotes = [(TITLE.to_owned(), title.to_owned())].into();
-        self.api()
-            .sealer
-            .seal(md, person_id, context, &payload)
-            .await
+        notes::seal(&self.api().sealer, md, person_id, context, &payload).await
     }
 
     /// The plan of `d` as `sight` lets the caller see it, titles opened:
@@ -419,38 +417,37 @@ impl ActionPlanApi {
             .collect();
         let mut items = Vec::new();
         for (o, acts) in &shown {
-            items.push(OpenItem {
-                context: context(&d.diagnostic_id, &o.domain_id, "objective", &o.objective_id),
-                ciphertext: o.title_ciphertext.clone(),
-                key_id: o.title_key_id.clone(),
-                domain_id: o.domain_id.clone(),
-            });
+            items.push(notes::item(
+                context(&d.diagnostic_id, &o.domain_id, "objective", &o.objective_id),
+                o.title_ciphertext.clone(),
+                o.title_key_id.clone(),
+                &o.domain_id,
+            ));
             for a in acts {
-                items.push(OpenItem {
-                    context: context(&d.diagnostic_id, &o.domain_id, "action", &a.action_id),
-                    ciphertext: a.title_ciphertext.clone(),
-                    key_id: a.title_key_id.clone(),
-                    domain_id: o.domain_id.clone(),
-                });
+                items.push(notes::item(
+                    context(&d.diagnostic_id, &o.domain_id, "action", &a.action_id),
+                    a.title_ciphertext.clone(),
+                    a.title_key_id.clone(),
+                    &o.domain_id,
+                ));
             }
         }
         let mut titles = if items.is_empty() {
             Vec::new()
         } else {
-            self.api()
-                .sealer
-                .open_batch(
-                    md,
-                    &Reading {
-                        person_id: &d.person_id,
-                        structure_id: sight.structure_id.as_deref().unwrap_or(""),
-                        purpose: sight.purpose,
-                        resource_type: "action_plan",
-                        resource_id: &d.diagnostic_id,
-                    },
-                    items,
-                )
-                .await?
+            notes::open_batch(
+                &self.api().sealer,
+                md,
+                &Reading {
+                    person_id: &d.person_id,
+                    structure_id: sight.structure_id.as_deref().unwrap_or(""),
+                    purpose: sight.purpose,
+                    resource_type: "action_plan",
+                    resource_id: &d.diagnostic_id,
+                },
+                items,
+            )
+            .await?
         }
         .into_iter()
         .map(|t| t.map(|mut payload| payload.remove(TITLE).unwrap_or_default()));

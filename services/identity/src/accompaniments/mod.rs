@@ -18,10 +18,15 @@
 //!   person (`users.person_id`), role `person` with no structure, and the usual
 //!   invitation code (7 days). Its tokens carry `person_id`.
 //!
+//! - **Referrals** ([`referrals`]): accepting a referral starts the target
+//!   structure's accompaniment, from the `eva.referrals.referral.accepted`
+//!   event.
+//!
 //! Every read and write of a person's data here is in the access log.
 
 pub mod api;
 pub mod person_account;
+pub mod referrals;
 pub mod store;
 
 use std::time::Duration;

@@ -47,8 +47,9 @@ pub struct PartSource {
 }
 
 /// The other services holding a person's data, from the configuration:
-/// diagnostics (the person's diagnostics, notes opened) and statistics
-/// (which holds none, and says so).
+/// diagnostics (the person's diagnostics, notes opened), referrals (the
+/// person's referrals, their history and thread) and statistics (which
+/// holds none, and says so).
 pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
     let channel = |url: &str| {
         Endpoint::from_shared(url.to_owned())
@@ -62,6 +63,10 @@ pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
         PartSource {
             service: "diagnostics",
             channel: channel(&config.diagnostics.endpoint)?,
+        },
+        PartSource {
+            service: "referrals",
+            channel: channel(&config.referrals.endpoint)?,
         },
         PartSource {
             service: "statistics",

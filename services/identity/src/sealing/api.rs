@@ -21,7 +21,7 @@ use super::{
 };
 use crate::SERVICE;
 use crate::consent::store::ConsentStore;
-use crate::people::api::{FOLLOWERS, PERSON_READERS, PURPOSE, field, internal, relation_of};
+use crate::people::api::{FOLLOWERS, PURPOSE, field, internal, relation_of};
 use crate::people::store::{PeopleStore, PersonRow};
 use crate::people::{check_id, person_not_found};
 use crate::structure::FieldError;
@@ -297,20 +297,55 @@ impl SealingApi {
     }
 }
 
+impl SealingApi {
+    /// Who may seal data into a person's file: the person, a structure
+    /// that follows them, or a structure the person consented to (a
+    /// partner answering a referral writes its notes and messages sealed
+    /// with the person's key). Sealing reveals nothing; it is a write, and
+    /// is logged as one. Answers the structure the caller writes for.
+    async fn sealer_structure(
+        &self,
+        caller: &Principal,
+        person_id: &str,
+    ) -> Result<Option<String>, Status> {
+        if let Some(rel) = relation_of(&self.db, caller, person_id).await? {
+            return Ok(rel.structure_id().map(str::to_owned));
+        }
+        if caller.has_role(Role::Person) {
+            return Err(person_not_found());
+        }
+        let today = today();
+        let mut h = self.db.acquire().await.map_err(internal)?;
+        for s in &caller.structures {
+            let grants = ConsentStore
+                .grants(h.conn(), person_id, s)
+                .await
+                .map_err(internal)?;
+            let in_force = grants.iter().any(|g| {
+                g.status == "active"
+                    && g.valid_from.as_str() <= today.as_str()
+                    && (g.valid_until.is_empty() || g.valid_until.as_str() >= today.as_str())
+            });
+            if in_force {
+                return Ok(Some(s.clone()));
+            }
+        }
+        Err(person_not_found())
+    }
+}
+
 #[tonic::async_trait]
 impl pb::sealing_service_server::SealingService for SealingApi {
     async fn seal_for_person(
         &self,
         req: Request<pb::SealForPersonRequest>,
     ) -> Result<Response<pb::SealForPersonResponse>, Status> {
-        let caller = require_role(&req, PERSON_READERS)?.clone();
+        let caller = require_role(&req, OPENERS)?.clone();
         let r = req.into_inner();
         check_id("person_id", &r.person_id)?;
         let context = check_context(&r.context).map_err(field)?;
         check_plaintext(&r.plaintext).map_err(field)?;
-        let rel = relation_of(&self.db, &caller, &r.person_id)
-            .await?
-            .ok_or_else(person_not_found)?;
+        let structure_id = self.sealer_structure(&caller, &r.person_id).await?;
         let row = self
             .person(&r.person_id)
             .await?
@@ -326,7 +361,7 @@ impl pb::sealing_service_server::SealingService for SealingApi {
         self.record(Access {
             person_id: &r.person_id,
             actor: &caller,
-            structure_id: rel.structure_id(),
+            structure_id: structure_id.as_deref(),
             action: AccessAction::Write,
             resource_type: RESOURCE,
             resource_id: &context,

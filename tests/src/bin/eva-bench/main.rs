@@ -22,6 +22,12 @@
 //!    /api/v1/diagnostics/{id}`, the whole system started in-process by the
 //!    sandbox) by concurrent keep-alive clients, against an axum hello-world
 //!    loaded by the same client code in the same run.
+//! 7. Referrals through the whole path (`referrals.rs`): `POST
+//!    /api/v1/referrals` by concurrent clients, through the referrals
+//!    service, its outbox and relay, to a partner's JetStream pull subscriber
+//!    on `eva.partners.<id>.referrals.sent`; referrals per second and the
+//!    end-to-end latency of each, against an axum hello-world at the same
+//!    concurrency, and every referral checked to arrive exactly once.
 //!
 //! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
@@ -53,6 +59,8 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::MissedTickBehavior;
 
+mod referrals;
+
 /// Pool size of a service's database (the configuration's default).
 const POOL: u32 = 8;
 /// Events sent and applied before the latency run, to open every connection.
@@ -63,7 +71,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "eva-bench",
-    about = "Outbox relay throughput vs raw JetStream publish, and commit-to-projection latency"
+    about = "EVA's performance figures (outbox relay, event latency, tokens, consent, diagnostic \
+             reads, referrals to a partner), each against a baseline measured in the same run"
 )]
 struct Args {
     /// Messages in the throughput comparison.
@@ -109,6 +118,20 @@ struct Args {
     /// Concurrent keep-alive HTTP clients of the diagnostic-read load.
     #[arg(long, default_value_t = 16)]
     diagnostic_clients: usize,
+    /// Length of each referral load (and of its hello-world baseline), in
+    /// seconds, after one second of warm-up.
+    #[arg(long, default_value_t = 15)]
+    referral_seconds: u32,
+    /// Concurrent keep-alive HTTP clients of the referral loads, comma-separated:
+    /// one hello-world and one referral load per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [8usize, 32])]
+    referral_clients: Vec<usize>,
+    /// People followed by the sending association, each consenting to the partner.
+    #[arg(long, default_value_t = 50)]
+    referral_people: usize,
+    /// Skip the second referral load, with a shared diagnostic travelling.
+    #[arg(long)]
+    referral_skip_diagnostic: bool,
 }
 
 /// A part of the bench.
@@ -126,6 +149,8 @@ enum Section {
     Withdrawal,
     /// Read of a full diagnostic through the gateway vs an axum hello-world.
     Diagnostic,
+    /// Referrals gateway → service → outbox → partner subscriber vs an axum hello-world.
+    Referrals,
 }
 
 impl Args {
@@ -160,16 +185,20 @@ fn main() -> Result<()> {
         args.checks,
         args.withdrawals,
         args.diagnostic_clients,
+        args.referral_people,
     ]
     .contains(&0)
         || args.rate == 0
         || args.token_seconds == 0
         || args.diagnostic_seconds == 0
+        || args.referral_seconds == 0
+        || args.referral_clients.is_empty()
+        || args.referral_clients.contains(&0)
     {
         bail!(
             "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
-             --checks, --withdrawals, --diagnostic-seconds and --diagnostic-clients must be at \
-             least 1"
+             --checks, --withdrawals, --diagnostic-seconds, --diagnostic-clients, \
+             --referral-seconds, --referral-clients and --referral-people must be at least 1"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -253,6 +282,15 @@ async fn run(args: Args) -> Result<()> {
         );
         let d = diagnostic_read(&args, &mut problems).await?;
         summary.push(Box::new(move || print_diagnostic(&d)));
+    }
+    if args.wants(Section::Referrals) {
+        println!(
+            "\n[referrals] POST /api/v1/referrals → referrals → outbox → partner's JetStream \
+             subscriber vs axum hello-world, {:?} clients, {} s each",
+            args.referral_clients, args.referral_seconds
+        );
+        let r = referrals::referrals(&args, &mut problems).await?;
+        summary.push(Box::new(move || referrals::print_referrals(&r)));
     }
 
     println!(

@@ -1,0 +1,574 @@
+//! `/services`: the directory of services (offres). JSON bodies use EVA's
+//! names (the `Service` message, `id` for its id); the import and export
+//! files use the data·inclusion schema v1 as it is.
+//!
+//! - `GET /services?thematiques=mobilite,numerique--…&publics=…&territory=27229&structure_id=`
+//!   (values of one filter comma-separated), `POST /services`;
+//! - `GET /services/{id}`, `PATCH /services/{id}` (the fields sent replace
+//!   the current ones; `null` clears one);
+//! - `POST /services/import?source=&structure_id=&dry_run=`: the body is
+//!   the data·inclusion JSON array; answers the report
+//!   `{created, updated, rejected: [{index, source_id, field, reason}]}`;
+//! - `GET /services/export` (same filters as the list): a JSON file;
+//! - `GET /services/suggestions?diagnostic_id=&territory=`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eva_proto::referrals::v1 as pb;
+use eva_proto::referrals::v1::directory_service_client::DirectoryServiceClient;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+
+use crate::json::{empty_answer, non_empty, when};
+use crate::structures::Page;
+use crate::{AppState, FieldProblem, Problem};
+
+/// Largest import file (the referrals service's limit).
+const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
+/// Largest gRPC message to or from the directory (an import or an export).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Deadline of an import or an export.
+const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Fields of a service that EVA sets.
+const READ_ONLY: &[&str] = &["id", "source", "source_id", "created_at", "updated_at"];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services", get(list).post(create))
+        .route(
+            "/services/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 1)),
+        )
+        .route("/services/export", get(export))
+        .route("/services/suggestions", get(suggestions))
+        .route("/services/{id}", get(fetch).patch(update))
+}
+
+fn client(channel: Channel) -> DirectoryServiceClient<Channel> {
+    DirectoryServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+/// A service in the public API.
+#[derive(Debug, Serialize)]
+pub struct ServiceJson {
+    pub id: String,
+    pub structure_id: Option<String>,
+    pub source: String,
+    pub source_id: String,
+    pub source_structure_id: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub types: Vec<String>,
+    pub thematiques: Vec<String>,
+    pub fees: Option<String>,
+    pub fees_details: Option<String>,
+    pub publics: Vec<String>,
+    pub publics_details: Option<String>,
+    pub access_conditions: Option<String>,
+    pub commune: Option<String>,
+    pub postal_code: Option<String>,
+    pub commune_insee: Option<String>,
+    pub address: Option<String>,
+    pub address_complement: Option<String>,
+    pub longitude: Option<f64>,
+    pub latitude: Option<f64>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub contact_name: Option<String>,
+    pub reception_modes: Vec<String>,
+    pub eligibility_zone: Vec<String>,
+    pub mobilisation_link: Option<String>,
+    pub mobilisation_modes: Vec<String>,
+    pub mobilisable_by: Vec<String>,
+    pub mobilisation_details: Option<String>,
+    pub weekly_hours: Option<f64>,
+    pub weeks: Option<i32>,
+    pub opening_hours: Option<String>,
+    /// `YYYY-MM-DD`, the provider's last change.
+    pub updated_on: Option<String>,
+    pub capacity: Option<i32>,
+    pub available_places: Option<i32>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl From<pb::Service> for ServiceJson {
+    fn from(s: pb::Service) -> Self {
+        Self {
+            id: s.service_id,
+            structure_id: non_empty(s.structure_id),
+            source: s.source,
+            source_id: s.source_id,
+            source_structure_id: non_empty(s.source_structure_id),
+            name: s.name,
+            description: s.description,
+            types: s.types,
+            thematiques: s.thematiques,
+            fees: non_empty(s.fees),
+            fees_details: non_empty(s.fees_details),
+            publics: s.publics,
+            publics_details: non_empty(s.publics_details),
+            access_conditions: non_empty(s.access_conditions),
+            commune: non_empty(s.commune),
+            postal_code: non_empty(s.postal_code),
+            commune_insee: non_empty(s.commune_insee),
+            address: non_empty(s.address),
+            address_complement: non_empty(s.address_complement),
+            longitude: s.longitude,
+            latitude: s.latitude,
+            phone: non_empty(s.phone),
+            email: non_empty(s.email),
+            contact_name: non_empty(s.contact_name),
+            reception_modes: s.reception_modes,
+            eligibility_zone: s.eligibility_zone,
+            mobilisation_link: non_empty(s.mobilisation_link),
+            mobilisation_modes: s.mobilisation_modes,
+            mobilisable_by: s.mobilisable_by,
+            mobilisation_details: non_empty(s.mobilisation_details),
+            weekly_hours: s.weekly_hours,
+            weeks: s.weeks,
+            opening_hours: non_empty(s.opening_hours),
+            updated_on: non_empty(s.updated_on),
+            capacity: s.capacity,
+            available_places: s.available_places,
+            created_at: when(s.created_at),
+            updated_at: when(s.updated_at),
+        }
+    }
+}
+
+/// What a client writes: every field optional (the service says which are
+/// required); `null` is the same as absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceInput {
+    pub structure_id: Option<String>,
+    pub source_structure_id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub types: Option<Vec<String>>,
+    pub thematiques: Option<Vec<String>>,
+    pub fees: Option<String>,
+    pub fees_details: Option<String>,
+    pub publics: Option<Vec<String>>,
+    pub publics_details: Option<String>,
+    pub access_conditions: Option<String>,
+    pub commune: Option<String>,
+    pub postal_code: Option<String>,
+    pub commune_insee: Option<String>,
+    pub address: Option<String>,
+    pub address_complement: Option<String>,
+    pub longitude: Option<f64>,
+    pub latitude: Option<f64>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub contact_name: Option<String>,
+    pub reception_modes: Option<Vec<String>>,
+    pub eligibility_zone: Option<Vec<String>>,
+    pub mobilisation_link: Option<String>,
+    pub mobilisation_modes: Option<Vec<String>>,
+    pub mobilisable_by: Option<Vec<String>>,
+    pub mobilisation_details: Option<String>,
+    pub weekly_hours: Option<f64>,
+    pub weeks: Option<i32>,
+    pub opening_hours: Option<String>,
+    pub updated_on: Option<String>,
+    pub capacity: Option<i32>,
+    pub available_places: Option<i32>,
+}
+
+impl ServiceInput {
+    fn into_proto(self, service_id: String) -> pb::Service {
+        pb::Service {
+            service_id,
+            structure_id: self.structure_id.unwrap_or_default(),
+            source_structure_id: self.source_structure_id.unwrap_or_default(),
+            name: self.name.unwrap_or_default(),
+            description: self.description.unwrap_or_default(),
+            types: self.types.unwrap_or_default(),
+            thematiques: self.thematiques.unwrap_or_default(),
+            fees: self.fees.unwrap_or_default(),
+            fees_details: self.fees_details.unwrap_or_default(),
+            publics: self.publics.unwrap_or_default(),
+            publics_details: self.publics_details.unwrap_or_default(),
+            access_conditions: self.access_conditions.unwrap_or_default(),
+            commune: self.commune.unwrap_or_default(),
+            postal_code: self.postal_code.unwrap_or_default(),
+            commune_insee: self.commune_insee.unwrap_or_default(),
+            address: self.address.unwrap_or_default(),
+            address_complement: self.address_complement.unwrap_or_default(),
+            longitude: self.longitude,
+            latitude: self.latitude,
+            phone: self.phone.unwrap_or_default(),
+            email: self.email.unwrap_or_default(),
+            contact_name: self.contact_name.unwrap_or_default(),
+            reception_modes: self.reception_modes.unwrap_or_default(),
+            eligibility_zone: self.eligibility_zone.unwrap_or_default(),
+            mobilisation_link: self.mobilisation_link.unwrap_or_default(),
+            mobilisation_modes: self.mobilisation_modes.unwrap_or_default(),
+            mobilisable_by: self.mobilisable_by.unwrap_or_default(),
+            mobilisation_details: self.mobilisation_details.unwrap_or_default(),
+            weekly_hours: self.weekly_hours,
+            weeks: self.weeks,
+            opening_hours: self.opening_hours.unwrap_or_default(),
+            updated_on: self.updated_on.unwrap_or_default(),
+            capacity: self.capacity,
+            available_places: self.available_places,
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads a JSON object as a [`ServiceInput`]; a bad value or an unknown
+/// key is named.
+fn parse_input(obj: Map<String, Value>) -> Result<ServiceInput, Problem> {
+    let whole = serde_json::from_value::<ServiceInput>(Value::Object(obj.clone()));
+    match whole {
+        Ok(input) => Ok(input),
+        Err(e) => {
+            for (k, v) in obj {
+                let mut one = Map::new();
+                one.insert(k.clone(), v);
+                if let Err(e) = serde_json::from_value::<ServiceInput>(Value::Object(one)) {
+                    return Err(Problem::invalid(&k, e.to_string()));
+                }
+            }
+            Err(Problem::invalid("body", e.to_string()))
+        }
+    }
+}
+
+fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, Problem> {
+    let Json(body) = body?;
+    match body {
+        Value::Object(o) => Ok(o),
+        _ => Err(Problem::invalid(
+            "body",
+            "un objet JSON est attendu / a JSON object is expected",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    /// Comma-separated thématiques or categories.
+    #[serde(default)]
+    pub thematiques: String,
+    /// Comma-separated publics codes.
+    #[serde(default)]
+    pub publics: String,
+    #[serde(default)]
+    pub territory: String,
+    #[serde(default)]
+    pub structure_id: String,
+}
+
+fn codes(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub structure_id: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestQuery {
+    #[serde(default)]
+    pub diagnostic_id: String,
+    #[serde(default)]
+    pub territory: String,
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectionJson {
+    pub index: i32,
+    pub source_id: Option<String>,
+    /// The data·inclusion field name.
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportReport {
+    pub created: i32,
+    pub updated: i32,
+    pub rejected: Vec<RejectionJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuggestionJson {
+    pub service: Option<ServiceJson>,
+    /// Diagnostic domains, with a barrier, that the service addresses.
+    pub domains: Vec<String>,
+    /// The service's thématiques that matched.
+    pub matched_thematiques: Vec<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<ServiceJson>), Problem> {
+    let input = parse_input(object(body)?)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateServiceRequest {
+            service: Some(input.into_proto(String::new())),
+        },
+    );
+    let r = client(state.upstreams.referrals.clone())
+        .create_service(req)
+        .await?
+        .into_inner();
+    let s = r.service.ok_or_else(empty_answer)?;
+    Ok((StatusCode::CREATED, Json(s.into())))
+}
+
+async fn get_one(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: String,
+) -> Result<pb::Service, Problem> {
+    let req = state
+        .upstreams
+        .request(headers, pb::GetServiceRequest { service_id: id });
+    client(state.upstreams.referrals.clone())
+        .get_service(req)
+        .await?
+        .into_inner()
+        .service
+        .ok_or_else(|| Problem::not_found("service introuvable / service not found"))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceJson>, Problem> {
+    Ok(Json(get_one(&state, &headers, id).await?.into()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<ServiceJson>, Problem> {
+    let patch = object(body)?;
+    let current = get_one(&state, &headers, id.clone()).await?;
+    let Value::Object(mut merged) = serde_json::to_value(ServiceJson::from(current))
+        .map_err(|e| Problem::invalid("body", e.to_string()))?
+    else {
+        return Err(empty_answer());
+    };
+    for (k, v) in patch {
+        if READ_ONLY.contains(&k.as_str()) {
+            if merged.get(&k) != Some(&v) {
+                return Err(Problem::invalid(
+                    &k,
+                    "champ fixé par EVA, non modifiable / set by EVA, read-only",
+                ));
+            }
+            continue;
+        }
+        merged.insert(k, v);
+    }
+    for k in READ_ONLY {
+        merged.remove(*k);
+    }
+    let input = parse_input(merged)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdateServiceRequest {
+            service: Some(input.into_proto(id)),
+        },
+    );
+    let r = client(state.upstreams.referrals.clone())
+        .update_service(req)
+        .await?
+        .into_inner();
+    Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<Page<ServiceJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListServicesRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            thematiques: codes(&q.thematiques),
+            publics: codes(&q.publics),
+            territory: q.territory,
+            structure_id: q.structure_id,
+        },
+    );
+    let r = client(state.upstreams.referrals.clone())
+        .list_services(req)
+        .await?
+        .into_inner();
+    Ok(Json(Page {
+        items: r.services.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ImportQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ImportReport>, Problem> {
+    let Query(q) = query?;
+    let body = body.map_err(|e| {
+        let mut p = Problem::new(
+            e.status(),
+            "invalid-content",
+            "Fichier refusé / File refused",
+            format!("content: {}", e.body_text()),
+        );
+        p.errors.push(FieldProblem {
+            field: "content".into(),
+            message: format!(
+                "fichier illisible ou de plus de {MAX_FILE_BYTES} octets / unreadable file or larger than {MAX_FILE_BYTES} bytes"
+            ),
+        });
+        p
+    })?;
+    let mut req = state.upstreams.request(
+        &headers,
+        pb::ImportServicesRequest {
+            source: q.source,
+            content: body.to_vec(),
+            structure_id: q.structure_id,
+            dry_run: q.dry_run,
+        },
+    );
+    req.set_timeout(FILE_TIMEOUT);
+    let r = client(state.upstreams.referrals.clone())
+        .import_services(req)
+        .await?
+        .into_inner();
+    Ok(Json(ImportReport {
+        created: r.created,
+        updated: r.updated,
+        rejected: r
+            .rejected
+            .into_iter()
+            .map(|x| RejectionJson {
+                index: x.index,
+                source_id: non_empty(x.source_id),
+                field: x.field,
+                reason: x.reason,
+            })
+            .collect(),
+    }))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query?;
+    if q.page_size != 0 || !q.page_token.is_empty() {
+        return Err(Problem::invalid(
+            "page_size",
+            "l'export n'est pas paginé / the export is not paged",
+        ));
+    }
+    let mut req = state.upstreams.request(
+        &headers,
+        pb::ExportServicesRequest {
+            thematiques: codes(&q.thematiques),
+            publics: codes(&q.publics),
+            territory: q.territory,
+            structure_id: q.structure_id,
+        },
+    );
+    req.set_timeout(FILE_TIMEOUT);
+    let r = client(state.upstreams.referrals.clone())
+        .export_services(req)
+        .await?
+        .into_inner();
+    let media_type = HeaderValue::from_str(&r.media_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/json"));
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"services-{}.json\"",
+        eva_platform::consent::today()
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"services.json\""));
+    let mut res = r.content.into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, media_type);
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, disposition);
+    Ok(res)
+}
+
+async fn suggestions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SuggestQuery>, QueryRejection>,
+) -> Result<Json<Page<SuggestionJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::SuggestServicesRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            diagnostic_id: q.diagnostic_id,
+            territory: q.territory,
+        },
+    );
+    let r = client(state.upstreams.referrals.clone())
+        .suggest_services(req)
+        .await?
+        .into_inner();
+    Ok(Json(Page {
+        items: r
+            .suggestions
+            .into_iter()
+            .map(|s| SuggestionJson {
+                service: s.service.map(Into::into),
+                domains: s.domains,
+                matched_thematiques: s.matched_thematiques,
+            })
+            .collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}

@@ -1,0 +1,471 @@
+//! `/referrals` (send, list), `/referrals/{id}`, `/referrals/{id}/transitions`
+//! (move it, read its history), `/referrals/{id}/messages` (the thread) and
+//! `/referrals/{id}/diagnostic` (what travelled with it). States and refusal
+//! reasons are codes: `envoyee`, `a_l_etude`, `acceptee`, `refusee`,
+//! `expiree`, `en_cours`, `terminee`, `abandonnee`, `annulee`,
+//! `declinee_par_la_personne`; `beneficiaire_injoignable`,
+//! `freins_peripheriques`, `session_complete`, `doublon`, `hors_criteres`,
+//! `autre`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use eva_proto::referrals::v1 as pb;
+use eva_proto::referrals::v1::referral_service_client::ReferralServiceClient;
+use serde::{Deserialize, Serialize};
+
+use crate::json::{PageQuery, code, empty_answer, non_empty, when};
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/referrals", get(list).post(create))
+        .route("/referrals/{id}", get(fetch))
+        .route("/referrals/{id}/transitions", get(history).post(transition))
+        .route("/referrals/{id}/messages", get(messages).post(post_message))
+        .route("/referrals/{id}/diagnostic", get(diagnostic))
+}
+
+const STATES: &str = "envoyee, a_l_etude, acceptee, refusee, expiree, en_cours, terminee, \
+    abandonnee, annulee, declinee_par_la_personne";
+const REASONS: &str = "beneficiaire_injoignable, freins_peripheriques, session_complete, doublon, hors_criteres, autre";
+
+#[derive(Debug, Serialize)]
+pub struct ContactJson {
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReferralJson {
+    pub id: String,
+    pub person_id: String,
+    pub sender_structure_id: String,
+    pub sender_user_id: String,
+    pub target_structure_id: String,
+    pub target_service_id: Option<String>,
+    pub status: Option<String>,
+    pub domains: Vec<String>,
+    /// The counselor's words; absent in lists and when the person's
+    /// consent withholds it from the reader.
+    pub reason: Option<String>,
+    pub person_contact: Option<ContactJson>,
+    pub diagnostic_id: Option<String>,
+    pub refusal_reason: Option<String>,
+    pub sent_at: Option<String>,
+    pub first_answered_at: Option<String>,
+    pub remind_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransitionJson {
+    pub id: String,
+    pub referral_id: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub actor_structure_id: Option<String>,
+    pub refusal_reason: Option<String>,
+    pub note: Option<String>,
+    pub occurred_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MovedJson {
+    pub referral: ReferralJson,
+    pub transition: TransitionJson,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageJson {
+    pub id: String,
+    pub referral_id: String,
+    pub author_user_id: String,
+    pub author_structure_id: String,
+    pub body: String,
+    pub posted_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TravellingDomainJson {
+    pub domain_id: String,
+    /// `visible` or `withheld`.
+    pub access: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TravellingDiagnosticJson {
+    pub diagnostic_id: String,
+    pub referentiel_version: String,
+    pub taken_at: Option<String>,
+    pub domains: Vec<TravellingDomainJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReferral {
+    pub person_id: String,
+    pub sender_structure_id: String,
+    pub target_structure_id: String,
+    #[serde(default)]
+    pub target_service_id: Option<String>,
+    pub domains: Vec<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub diagnostic_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransition {
+    pub to_status: String,
+    #[serde(default)]
+    pub refusal_reason: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    #[serde(default)]
+    pub structure_id: Option<String>,
+    /// `sent` or `received`; both when absent.
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub person_id: Option<String>,
+}
+
+fn status_code(s: i32) -> Option<String> {
+    pb::ReferralStatus::try_from(s)
+        .ok()
+        .and_then(|s| code(s.as_str_name(), "REFERRAL_STATUS_"))
+}
+
+fn reason_code(r: i32) -> Option<String> {
+    pb::RefusalReason::try_from(r)
+        .ok()
+        .and_then(|r| code(r.as_str_name(), "REFUSAL_REASON_"))
+}
+
+fn status_from_json(field: &str, s: &str) -> Result<pb::ReferralStatus, Problem> {
+    pb::ReferralStatus::from_str_name(&format!("REFERRAL_STATUS_{}", s.trim().to_uppercase()))
+        .filter(|s| *s != pb::ReferralStatus::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                field,
+                format!("état inconnu « {s} » ; états possibles : {STATES} / unknown state"),
+            )
+        })
+}
+
+fn reason_from_json(s: &str) -> Result<pb::RefusalReason, Problem> {
+    pb::RefusalReason::from_str_name(&format!("REFUSAL_REASON_{}", s.trim().to_uppercase()))
+        .filter(|r| *r != pb::RefusalReason::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                "refusal_reason",
+                format!("motif inconnu « {s} » ; motifs possibles : {REASONS} / unknown reason"),
+            )
+        })
+}
+
+impl From<pb::Referral> for ReferralJson {
+    fn from(r: pb::Referral) -> Self {
+        let contact = r
+            .person_contact
+            .filter(|c| !c.last_name.is_empty())
+            .map(|c| ContactJson {
+                first_name: c.first_name,
+                last_name: c.last_name,
+                phone: non_empty(c.phone),
+                email: non_empty(c.email),
+            });
+        Self {
+            id: r.referral_id,
+            person_id: r.person_id,
+            sender_structure_id: r.sender_structure_id,
+            sender_user_id: r.sender_user_id,
+            target_structure_id: r.target_structure_id,
+            target_service_id: non_empty(r.target_service_id),
+            status: status_code(r.status),
+            domains: r.domains,
+            reason: non_empty(r.reason),
+            person_contact: contact,
+            diagnostic_id: non_empty(r.diagnostic_id),
+            refusal_reason: reason_code(r.refusal_reason),
+            sent_at: when(r.sent_at),
+            first_answered_at: when(r.first_answered_at),
+            remind_at: when(r.remind_at),
+            expires_at: when(r.expires_at),
+            closed_at: when(r.closed_at),
+            updated_at: when(r.updated_at),
+        }
+    }
+}
+
+impl From<pb::ReferralTransition> for TransitionJson {
+    fn from(t: pb::ReferralTransition) -> Self {
+        Self {
+            id: t.transition_id,
+            referral_id: t.referral_id,
+            from_status: status_code(t.from_status),
+            to_status: status_code(t.to_status),
+            actor_user_id: non_empty(t.actor_user_id),
+            actor_structure_id: non_empty(t.actor_structure_id),
+            refusal_reason: reason_code(t.refusal_reason),
+            note: non_empty(t.note),
+            occurred_at: when(t.occurred_at),
+        }
+    }
+}
+
+impl From<pb::ReferralMessage> for MessageJson {
+    fn from(m: pb::ReferralMessage) -> Self {
+        Self {
+            id: m.message_id,
+            referral_id: m.referral_id,
+            author_user_id: m.author_user_id,
+            author_structure_id: m.author_structure_id,
+            body: m.body,
+            posted_at: when(m.posted_at),
+        }
+    }
+}
+
+fn client(state: &AppState) -> ReferralServiceClient<tonic::transport::Channel> {
+    ReferralServiceClient::new(state.upstreams.referrals.clone())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewReferral>, JsonRejection>,
+) -> Result<(StatusCode, Json<ReferralJson>), Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateReferralRequest {
+            person_id: b.person_id,
+            sender_structure_id: b.sender_structure_id,
+            target_structure_id: b.target_structure_id,
+            target_service_id: b.target_service_id.unwrap_or_default(),
+            domains: b.domains,
+            reason: b.reason,
+            diagnostic_id: b.diagnostic_id.unwrap_or_default(),
+        },
+    );
+    let r = client(&state).create_referral(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.referral.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<ReferralJson>>, Problem> {
+    let Query(q) = query?;
+    let direction = match q.direction.as_deref().map(str::trim) {
+        None | Some("") => pb::ReferralDirection::Unspecified,
+        Some("sent") => pb::ReferralDirection::Sent,
+        Some("received") => pb::ReferralDirection::Received,
+        Some(other) => {
+            return Err(Problem::invalid(
+                "direction",
+                format!("sens inconnu « {other} » : sent ou received / unknown direction"),
+            ));
+        }
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => pb::ReferralStatus::Unspecified,
+        Some(s) => status_from_json("status", s)?,
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListReferralsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            structure_id: q.structure_id.unwrap_or_default(),
+            direction: direction as i32,
+            status: status as i32,
+            person_id: q.person_id.unwrap_or_default(),
+        },
+    );
+    let r = client(&state).list_referrals(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.referrals.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ReferralJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetReferralRequest { referral_id: id });
+    let r = client(&state).get_referral(req).await?.into_inner();
+    Ok(Json(r.referral.ok_or_else(empty_answer)?.into()))
+}
+
+async fn transition(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<NewTransition>, JsonRejection>,
+) -> Result<Json<MovedJson>, Problem> {
+    let Json(b) = body?;
+    let to = status_from_json("to_status", &b.to_status)?;
+    let reason = match b.refusal_reason.as_deref() {
+        None | Some("") => pb::RefusalReason::Unspecified,
+        Some(r) => reason_from_json(r)?,
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::TransitionReferralRequest {
+            referral_id: id,
+            to_status: to as i32,
+            refusal_reason: reason as i32,
+            note: b.note.unwrap_or_default(),
+        },
+    );
+    let r = client(&state).transition_referral(req).await?.into_inner();
+    Ok(Json(MovedJson {
+        referral: r.referral.ok_or_else(empty_answer)?.into(),
+        transition: r.transition.ok_or_else(empty_answer)?.into(),
+    }))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<TransitionJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListReferralTransitionsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            referral_id: id,
+        },
+    );
+    let r = client(&state)
+        .list_referral_transitions(req)
+        .await?
+        .into_inner();
+    Ok(Json(Page {
+        items: r.transitions.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<NewMessage>, JsonRejection>,
+) -> Result<(StatusCode, Json<MessageJson>), Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::PostReferralMessageRequest {
+            referral_id: id,
+            body: b.body,
+        },
+    );
+    let r = client(&state)
+        .post_referral_message(req)
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.message.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<MessageJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListReferralMessagesRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            referral_id: id,
+        },
+    );
+    let r = client(&state)
+        .list_referral_messages(req)
+        .await?
+        .into_inner();
+    Ok(Json(Page {
+        items: r.messages.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn diagnostic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<TravellingDiagnosticJson>, Problem> {
+    let req = state.upstreams.request(
+        &headers,
+        pb::GetReferralDiagnosticRequest { referral_id: id },
+    );
+    let r = client(&state)
+        .get_referral_diagnostic(req)
+        .await?
+        .into_inner();
+    Ok(Json(TravellingDiagnosticJson {
+        diagnostic_id: r.diagnostic_id,
+        referentiel_version: r.referentiel_version,
+        taken_at: when(r.taken_at),
+        domains: r
+            .domains
+            .into_iter()
+            .map(|d| TravellingDomainJson {
+                domain_id: d.domain,
+                content: serde_json::from_str(&d.content_json).ok(),
+                message: non_empty(d.message),
+                access: d.access,
+            })
+            .collect(),
+    }))
+}
