@@ -6,6 +6,9 @@ mod accompaniments;
 mod action_plan;
 mod asyncapi;
 mod auth;
+mod community;
+mod community_live;
+mod community_search;
 mod consents;
 mod diagnostics;
 mod directory;
@@ -71,6 +74,9 @@ pub fn router(state: AppState) -> Router {
         .merge(partners::routes())
         .merge(directory::routes())
         .merge(referrals::routes())
+        .merge(community::routes())
+        .merge(community_live::routes())
+        .merge(community_search::routes())
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });

@@ -14,6 +14,7 @@ pub struct Upstreams {
     pub identity: Channel,
     pub diagnostics: Channel,
     pub referrals: Channel,
+    pub community: Channel,
     pub statistics: Channel,
     pub timeout: Duration,
 }
@@ -31,17 +32,19 @@ impl Upstreams {
             identity: channel("identity", &config.identity.endpoint)?,
             diagnostics: channel("diagnostics", &config.diagnostics.endpoint)?,
             referrals: channel("referrals", &config.referrals.endpoint)?,
+            community: channel("community", &config.community.endpoint)?,
             statistics: channel("statistics", &config.statistics.endpoint)?,
             timeout: Duration::from_millis(config.gateway.request_timeout_ms),
         })
     }
 
     /// Every service, by name, for readiness.
-    pub fn all(&self) -> [(&'static str, Channel); 4] {
+    pub fn all(&self) -> [(&'static str, Channel); 5] {
         [
             ("identity", self.identity.clone()),
             ("diagnostics", self.diagnostics.clone()),
             ("referrals", self.referrals.clone()),
+            ("community", self.community.clone()),
             ("statistics", self.statistics.clone()),
         ]
     }

@@ -11,3 +11,4 @@ pub mod partners;
 pub mod ports;
 pub mod postgres;
 pub mod sandbox;
+pub mod sse;

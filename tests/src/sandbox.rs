@@ -91,6 +91,7 @@ impl Sandbox {
                 config.statistics.database_url = Some(pg.create_database("statistics").await?);
                 config.diagnostics.database_url = Some(pg.create_database("diagnostics").await?);
                 config.referrals.database_url = Some(pg.create_database("referrals").await?);
+                config.community.database_url = Some(pg.create_database("community").await?);
                 Some(pg)
             }
         };
@@ -98,6 +99,7 @@ impl Sandbox {
         let (statistics_l, statistics_addr) = local().await?;
         let (diagnostics_l, diagnostics_addr) = local().await?;
         let (referrals_l, referrals_addr) = local().await?;
+        let (community_l, community_addr) = local().await?;
         let (gateway_l, gateway_addr) = local().await?;
         config.identity.listen = identity_addr.parse()?;
         config.identity.endpoint = format!("http://{identity_addr}");
@@ -107,6 +109,8 @@ impl Sandbox {
         config.diagnostics.endpoint = format!("http://{diagnostics_addr}");
         config.referrals.listen = referrals_addr.parse()?;
         config.referrals.endpoint = format!("http://{referrals_addr}");
+        config.community.listen = community_addr.parse()?;
+        config.community.endpoint = format!("http://{community_addr}");
         config.gateway.listen = gateway_addr.parse()?;
         config.validate()?;
         let config = Arc::new(config);
@@ -135,6 +139,11 @@ impl Sandbox {
             tokio::spawn(
                 async move { Ok(eva_referrals::run_with_clock(c, referrals_l, s, k).await?) },
             ),
+        ));
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push((
+            "community",
+            tokio::spawn(async move { Ok(eva_community::run(c, community_l, s).await?) }),
         ));
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push((

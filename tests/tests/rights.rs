@@ -203,6 +203,10 @@ async fn the_export_gathers_every_services_part() -> Result<()> {
     let referrals = &doc["services"]["referrals"];
     assert_eq!(referrals["service"], "referrals", "{doc}");
     assert_eq!(referrals["data"], serde_json::json!([]), "{referrals}");
+    assert_eq!(
+        doc["services"]["community"]["personal_data"], false,
+        "{doc}"
+    );
 
     // The export is in the log, as an export for the person's rights.
     w.wait_log(&person, 3).await?;

@@ -125,6 +125,7 @@ enum Service {
     Identity,
     Diagnostics,
     Referrals,
+    Community,
     Statistics,
     Gateway,
 }
@@ -238,6 +239,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     Service::Identity,
                     Service::Diagnostics,
                     Service::Referrals,
+                    Service::Community,
                     Service::Statistics,
                     Service::Gateway,
                 ] {
@@ -299,6 +301,7 @@ fn service_name(s: Service) -> &'static str {
         Service::Identity => "identity",
         Service::Diagnostics => "diagnostics",
         Service::Referrals => "referrals",
+        Service::Community => "community",
         Service::Statistics => "statistics",
         Service::Gateway => "gateway",
     }
@@ -325,6 +328,10 @@ async fn spawn_service(
         Service::Referrals => {
             let l = bind("referrals", &config.referrals.service()).await?;
             set.spawn(async move { Ok(eva_referrals::run(config, l, sd).await?) });
+        }
+        Service::Community => {
+            let l = bind("community", &config.community).await?;
+            set.spawn(async move { Ok(eva_community::run(config, l, sd).await?) });
         }
         Service::Statistics => {
             let l = bind("statistics", &config.statistics).await?;
@@ -428,7 +435,7 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
         &str,
         &eva_platform::config::ServiceConfig,
         &Migrations,
-    ); 4] = [
+    ); 5] = [
         (
             Service::Identity,
             "identity",
@@ -446,6 +453,12 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
             "referrals",
             &referrals,
             &eva_referrals::store::MIGRATIONS,
+        ),
+        (
+            Service::Community,
+            "community",
+            &config.community,
+            &eva_community::store::MIGRATIONS,
         ),
         (
             Service::Statistics,

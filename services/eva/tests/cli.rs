@@ -81,7 +81,8 @@ fn up(dir: &Path) -> Up {
 
 /// `eva up` on free ports, and the gateway's port.
 fn up_command(dir: &Path) -> (Command, u16) {
-    let (gateway, identity, diagnostics, referrals, statistics, nats, metrics) = (
+    let (gateway, identity, diagnostics, referrals, community, statistics, nats, metrics) = (
+        free_port(),
         free_port(),
         free_port(),
         free_port(),
@@ -110,6 +111,11 @@ fn up_command(dir: &Path) -> (Command, u16) {
         .env(
             "EVA__REFERRALS__ENDPOINT",
             format!("http://127.0.0.1:{referrals}"),
+        )
+        .env("EVA__COMMUNITY__LISTEN", format!("127.0.0.1:{community}"))
+        .env(
+            "EVA__COMMUNITY__ENDPOINT",
+            format!("http://127.0.0.1:{community}"),
         )
         .env("EVA__STATISTICS__LISTEN", format!("127.0.0.1:{statistics}"))
         .env(

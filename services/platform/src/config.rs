@@ -25,6 +25,7 @@ pub struct Config {
     pub identity: ServiceConfig,
     pub diagnostics: DiagnosticsConfig,
     pub referrals: ReferralsConfig,
+    pub community: ServiceConfig,
     pub statistics: ServiceConfig,
     pub gateway: GatewayConfig,
 }
@@ -322,6 +323,7 @@ impl Default for Config {
             identity: ServiceConfig::local(50051),
             diagnostics: DiagnosticsConfig::local(50052),
             referrals: ReferralsConfig::local(50053),
+            community: ServiceConfig::local(50054),
             statistics: ServiceConfig::local(50055),
             gateway: GatewayConfig::default(),
         }
@@ -535,6 +537,7 @@ impl Config {
             ("identity", &self.identity),
             ("diagnostics", &diagnostics),
             ("referrals", &referrals),
+            ("community", &self.community),
             ("statistics", &self.statistics),
         ] {
             check_url(&svc.endpoint, &["http", "https"])

@@ -191,11 +191,7 @@ fn unknown_keys_fail_naming_the_key() {
         ),
         (None, &[("EVA__BUS__BOGUS", "1")][..], "bogus"),
         (None, &[("EVA__GATEWAY__LISTN", "127.0.0.1:1")], "listn"),
-        (
-            None,
-            &[("EVA__COMMUNITY__LISTEN", "127.0.0.1:1")],
-            "community",
-        ),
+        (None, &[("EVA__FORUM__LISTEN", "127.0.0.1:1")], "forum"),
         (
             Some("[diagnostics]\nreferentiel_directory = \"/tmp\"\n"),
             &[],

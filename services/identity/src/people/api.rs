@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::store::{AccompanimentRow, PeopleStore, PersonRow, Search};
 use super::{
-    PersonFields, Relation, check_id, check_referent, name_index, normalise, parse_date,
-    person_not_found, relation,
+    PersonFields, Relation, candidate_indexes, check_id, check_referent, name_index,
+    name_match_indexes, normalise, parse_date, person_not_found, relation,
 };
 use crate::structure::FieldError;
 use crate::{IdentityError, SERVICE};
@@ -27,6 +27,8 @@ use crate::{IdentityError, SERVICE};
 pub const PERSON_READERS: &[Role] = &[Role::Person, Role::Counselor, Role::StructureAdmin];
 /// Roles that act for a structure that follows people.
 pub const FOLLOWERS: &[Role] = &[Role::Counselor, Role::StructureAdmin];
+/// Most candidate names `MatchFollowedNames` takes.
+pub const MAX_NAME_CANDIDATES: usize = 500;
 /// The purpose recorded in the access log for identity's own accesses.
 pub const PURPOSE: &str = "accompagnement";
 
@@ -163,6 +165,15 @@ impl pb::person_service_server::PersonService for PersonApi {
             .insert_person(tx.conn(), &row)
             .await
             .map_err(internal)?;
+        let (last_bidx, full_bidx) = name_match_indexes(
+            &self.kek.blind_index(),
+            &fields.last_name,
+            &fields.first_name,
+        );
+        self.store
+            .set_name_match_indexes(tx.conn(), &person_id, &last_bidx, &full_bidx)
+            .await
+            .map_err(internal)?;
         self.store
             .start_accompaniment(&mut tx, &accompaniment)
             .await
@@ -266,6 +277,15 @@ impl pb::person_service_server::PersonService for PersonApi {
             .update_person(tx.conn(), &updated)
             .await
             .map_err(internal)?;
+        let (last_bidx, full_bidx) = name_match_indexes(
+            &self.kek.blind_index(),
+            &fields.last_name,
+            &fields.first_name,
+        );
+        self.store
+            .set_name_match_indexes(tx.conn(), &r.person_id, &last_bidx, &full_bidx)
+            .await
+            .map_err(internal)?;
         audit::record(
             &mut tx,
             SERVICE,
@@ -335,6 +355,86 @@ impl pb::person_service_server::PersonService for PersonApi {
             people,
             next_page_token: next,
         }))
+    }
+
+    async fn match_followed_names(
+        &self,
+        req: Request<pb::MatchFollowedNamesRequest>,
+    ) -> Result<Response<pb::MatchFollowedNamesResponse>, Status> {
+        let caller = require_role(&req, FOLLOWERS)?.clone();
+        let r = req.into_inner();
+        check_id("structure_id", &r.structure_id)?;
+        if !caller.belongs_to(&r.structure_id) {
+            return Err(Status::permission_denied(
+                "accès refusé : vous n'êtes pas membre de cette structure / access denied: you are not a member of this structure",
+            ));
+        }
+        if r.candidates.len() > MAX_NAME_CANDIDATES {
+            return Err(invalid_field(
+                "candidates",
+                "500 noms au plus / at most 500 names",
+            ));
+        }
+        if r.candidates.iter().any(|c| c.chars().count() > 200) {
+            return Err(invalid_field(
+                "candidates",
+                "200 caractères au plus par nom / at most 200 characters per name",
+            ));
+        }
+        let (_, today_s) = today_date()?;
+        let mut h = self.db.acquire().await.map_err(internal)?;
+        let rows = self
+            .store
+            .followed_name_indexes(h.conn(), &r.structure_id, &today_s)
+            .await
+            .map_err(internal)?;
+        let bidx = self.kek.blind_index();
+        let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut backfill: Vec<(String, String, String)> = Vec::new();
+        for (person_id, last, full) in rows {
+            if last.is_empty() {
+                // Registered before the name-match indexes existed: indexed
+                // now, once (the sealed names are opened for that alone).
+                let Some(row) = self
+                    .store
+                    .person(h.conn(), &person_id)
+                    .await
+                    .map_err(internal)?
+                else {
+                    continue;
+                };
+                let f = row.open(&self.kek).map_err(unreadable)?;
+                let (last, full) = name_match_indexes(&bidx, &f.last_name, &f.first_name);
+                known.insert(last.clone());
+                known.insert(full.clone());
+                backfill.push((person_id, last, full));
+            } else {
+                known.insert(last);
+                known.insert(full);
+            }
+        }
+        drop(h);
+        if !backfill.is_empty() {
+            let mut tx = self.db.begin().await.map_err(internal)?;
+            for (person_id, last, full) in &backfill {
+                self.store
+                    .set_name_match_indexes(tx.conn(), person_id, last, full)
+                    .await
+                    .map_err(internal)?;
+            }
+            tx.commit().await.map_err(internal)?;
+        }
+        let mut matched: Vec<String> = Vec::new();
+        for c in r.candidates {
+            if c.trim().is_empty() || matched.contains(&c) {
+                continue;
+            }
+            let (last, full) = candidate_indexes(&bidx, &c);
+            if known.contains(&last) || known.contains(&full) {
+                matched.push(c);
+            }
+        }
+        Ok(Response::new(pb::MatchFollowedNamesResponse { matched }))
     }
 }
 

@@ -151,6 +151,23 @@ pub fn name_index(bidx: &BlindIndex, last: &str, first: &str, birth_date: &str) 
     )
 }
 
+/// The blind indexes a post's words are matched with: the last name alone,
+/// and "first last" (`MatchFollowedNames`).
+pub fn name_match_indexes(bidx: &BlindIndex, last: &str, first: &str) -> (String, String) {
+    (
+        bidx.index("name_match_last", last),
+        bidx.index("name_match_full", &format!("{first} {last}")),
+    )
+}
+
+/// The blind index of a candidate name, as both kinds of match index.
+pub fn candidate_indexes(bidx: &BlindIndex, candidate: &str) -> (String, String) {
+    (
+        bidx.index("name_match_last", candidate),
+        bidx.index("name_match_full", candidate),
+    )
+}
+
 /// The blind index of `value`, or `""` when it is empty.
 pub fn optional_index(bidx: &BlindIndex, field: &str, value: &str) -> String {
     if value.is_empty() {
@@ -471,6 +488,23 @@ mod tests {
         ] {
             assert!(check_phone(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_names_meet_the_name_match_indexes_only() {
+        let kek =
+            eva_platform::crypto::Kek::from_base64(&eva_platform::crypto::Kek::generate_base64())
+                .unwrap();
+        let bidx = kek.blind_index();
+        let (last, full) = name_match_indexes(&bidx, "Zabalveytia", "Maite");
+        assert_eq!(candidate_indexes(&bidx, "ZABALVEYTIA").0, last);
+        assert_eq!(candidate_indexes(&bidx, " maite   zabalveytia ").1, full);
+        // A last name is no full name, a first name alone is nothing.
+        assert_ne!(candidate_indexes(&bidx, "Zabalveytia").1, full);
+        let maite = candidate_indexes(&bidx, "Maite");
+        assert!(![&last, &full].contains(&&maite.0) && ![&last, &full].contains(&&maite.1));
+        // Distinct from the search index of ListPeople.
+        assert_ne!(last, bidx.index("last_name", "Zabalveytia"));
     }
 
     #[test]

@@ -281,6 +281,48 @@ impl PeopleStore {
         )
     }
 
+    /// Stores the name-match indexes of a person (see `name_match_indexes`).
+    pub async fn set_name_match_indexes(
+        &self,
+        conn: Conn<'_>,
+        person_id: &str,
+        last: &str,
+        full: &str,
+    ) -> Result<(), DbError> {
+        on_backend!(conn, c => sqlx::query(
+            "UPDATE people SET last_name_bidx = $2, full_name_bidx = $3 WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .bind(last)
+        .bind(full)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// (person id, last-name index, full-name index) of the people the
+    /// structure follows on `today`; indexes are '' for rows not yet indexed.
+    pub async fn followed_name_indexes(
+        &self,
+        conn: Conn<'_>,
+        structure_id: &str,
+        today: &str,
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        let sql = format!(
+            "SELECT p.person_id, p.last_name_bidx, p.full_name_bidx FROM people p \
+             WHERE EXISTS (SELECT 1 FROM accompaniments a WHERE a.person_id = p.person_id \
+             AND a.structure_id = $1 AND {OPEN})"
+        );
+        Ok(
+            on_backend!(conn, c => sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(structure_id)
+            .bind(today)
+            .fetch_all(&mut *c)
+            .await)?,
+        )
+    }
+
     pub async fn exists(&self, conn: Conn<'_>, person_id: &str) -> Result<bool, DbError> {
         let row: Option<(String,)> = on_backend!(conn, c => sqlx::query_as(
             "SELECT person_id FROM people WHERE person_id = $1",

@@ -48,8 +48,8 @@ pub struct PartSource {
 
 /// The other services holding a person's data, from the configuration:
 /// diagnostics (the person's diagnostics, notes opened), referrals (the
-/// person's referrals, their history and thread) and statistics (which
-/// holds none, and says so).
+/// person's referrals, their history and thread), community and
+/// statistics (which hold none, and say so).
 pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
     let channel = |url: &str| {
         Endpoint::from_shared(url.to_owned())
@@ -67,6 +67,10 @@ pub fn sources(config: &Config) -> Result<Vec<PartSource>, StartError> {
         PartSource {
             service: "referrals",
             channel: channel(&config.referrals.endpoint)?,
+        },
+        PartSource {
+            service: "community",
+            channel: channel(&config.community.endpoint)?,
         },
         PartSource {
             service: "statistics",

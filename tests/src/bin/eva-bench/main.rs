@@ -28,6 +28,10 @@
 //!    on `eva.partners.<id>.referrals.sent`; referrals per second and the
 //!    end-to-end latency of each, against an axum hello-world at the same
 //!    concurrency, and every referral checked to arrive exactly once.
+//! 8. Community's French full-text search (`community.rs`): latency of
+//!    `search::run` as `SearchService.Search` calls it, over 100,000 posts
+//!    indexed through `search::index`, against a `SELECT 1` and a
+//!    primary-key lookup on the same database.
 //!
 //! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
@@ -59,6 +63,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::MissedTickBehavior;
 
+mod community;
 mod referrals;
 
 /// Pool size of a service's database (the configuration's default).
@@ -72,7 +77,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 #[command(
     name = "eva-bench",
     about = "EVA's performance figures (outbox relay, event latency, tokens, consent, diagnostic \
-             reads, referrals to a partner), each against a baseline measured in the same run"
+             reads, referrals to a partner, community search), each against a baseline measured \
+             in the same run"
 )]
 struct Args {
     /// Messages in the throughput comparison.
@@ -132,6 +138,12 @@ struct Args {
     /// Skip the second referral load, with a shared diagnostic travelling.
     #[arg(long)]
     referral_skip_diagnostic: bool,
+    /// Posts indexed for the community search (questions, answers, solutions).
+    #[arg(long, default_value_t = 100_000)]
+    community_posts: usize,
+    /// Search queries timed per caller (and as many `SELECT 1` and key lookups).
+    #[arg(long, default_value_t = 1_000)]
+    community_queries: usize,
 }
 
 /// A part of the bench.
@@ -151,6 +163,8 @@ enum Section {
     Diagnostic,
     /// Referrals gateway → service → outbox → partner subscriber vs an axum hello-world.
     Referrals,
+    /// Community French full-text search latency vs `SELECT 1` and a key lookup.
+    Community,
 }
 
 impl Args {
@@ -186,6 +200,8 @@ fn main() -> Result<()> {
         args.withdrawals,
         args.diagnostic_clients,
         args.referral_people,
+        args.community_posts,
+        args.community_queries,
     ]
     .contains(&0)
         || args.rate == 0
@@ -198,7 +214,8 @@ fn main() -> Result<()> {
         bail!(
             "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
              --checks, --withdrawals, --diagnostic-seconds, --diagnostic-clients, \
-             --referral-seconds, --referral-clients and --referral-people must be at least 1"
+             --referral-seconds, --referral-clients, --referral-people, --community-posts \
+             and --community-queries must be at least 1"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -224,6 +241,7 @@ async fn run(args: Args) -> Result<()> {
         Section::Latency,
         Section::Consent,
         Section::Withdrawal,
+        Section::Community,
     ]
     .into_iter()
     .any(|s| args.wants(s));
@@ -291,6 +309,14 @@ async fn run(args: Args) -> Result<()> {
         );
         let r = referrals::referrals(&args, &mut problems).await?;
         summary.push(Box::new(move || referrals::print_referrals(&r)));
+    }
+    if args.wants(Section::Community) {
+        println!(
+            "\n[community] French full-text search over {} posts, {} queries per caller, one at a time",
+            args.community_posts, args.community_queries
+        );
+        let c = community::community(&dbs, &args, &mut problems).await?;
+        summary.push(Box::new(move || community::print_community(&c)));
     }
 
     println!(

@@ -1,0 +1,901 @@
+//! `/community/spaces` (and joining, leaving, member roles),
+//! `/community/questions` (asking, following, answering),
+//! `/community/answers/{id}` (editing, votes, accepting, certifying) and
+//! `/community/solutions` (the solution library and its feedback). Codes:
+//! space kinds `territory`, `theme`, `structure`; roles `member`,
+//! `moderator`; statuses `published`, `hidden`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use eva_proto::community::v1 as pb;
+use eva_proto::community::v1::question_service_client::QuestionServiceClient;
+use eva_proto::community::v1::solution_service_client::SolutionServiceClient;
+use eva_proto::community::v1::space_service_client::SpaceServiceClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::json::{PageQuery, code, empty_answer, non_empty, when};
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/community/spaces", get(list_spaces).post(create_space))
+        .route("/community/spaces/{id}", get(get_space))
+        .route("/community/spaces/{id}/join", post(join_space))
+        .route("/community/spaces/{id}/leave", post(leave_space))
+        .route(
+            "/community/spaces/{id}/members/{user_id}",
+            patch(set_space_role),
+        )
+        .route(
+            "/community/questions",
+            get(list_questions).post(create_question),
+        )
+        .route(
+            "/community/questions/{id}",
+            get(get_question).patch(update_question),
+        )
+        .route(
+            "/community/questions/{id}/follow",
+            post(follow_question).delete(unfollow_question),
+        )
+        .route(
+            "/community/questions/{id}/answers",
+            get(list_answers).post(create_answer),
+        )
+        .route("/community/answers/{id}", patch(update_answer))
+        .route("/community/answers/{id}/votes", post(vote_answer))
+        .route("/community/answers/{id}/accept", post(accept_answer))
+        .route("/community/answers/{id}/certify", post(certify_answer))
+        .route(
+            "/community/solutions",
+            get(list_solutions).post(create_solution),
+        )
+        .route(
+            "/community/solutions/{id}",
+            get(get_solution).patch(update_solution),
+        )
+        .route(
+            "/community/solutions/{id}/feedback",
+            post(solution_feedback),
+        )
+}
+
+fn spaces(state: &AppState) -> SpaceServiceClient<Channel> {
+    SpaceServiceClient::new(state.upstreams.community.clone())
+}
+
+fn questions(state: &AppState) -> QuestionServiceClient<Channel> {
+    QuestionServiceClient::new(state.upstreams.community.clone())
+}
+
+fn solutions(state: &AppState) -> SolutionServiceClient<Channel> {
+    SolutionServiceClient::new(state.upstreams.community.clone())
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct SpaceJson {
+    pub id: String,
+    pub kind: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub territory_code: Option<String>,
+    pub domain_id: Option<String>,
+    pub structure_id: Option<String>,
+    /// The caller's role; absent when not a member.
+    pub my_role: Option<String>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuestionJson {
+    pub id: String,
+    pub space_id: String,
+    pub author_user_id: Option<String>,
+    pub title: String,
+    pub body: String,
+    pub domains: Vec<String>,
+    pub territory_code: Option<String>,
+    pub accepted_answer_id: Option<String>,
+    pub answer_count: i32,
+    pub followed: bool,
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnswerJson {
+    pub id: String,
+    pub question_id: String,
+    pub author_user_id: Option<String>,
+    pub body: String,
+    pub vote_count: i32,
+    pub voted: bool,
+    pub accepted: bool,
+    pub certified: bool,
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoteJson {
+    pub answer_id: String,
+    pub user_id: String,
+    pub created_at: Option<String>,
+    pub vote_count: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SolutionJson {
+    pub id: String,
+    pub author_user_id: Option<String>,
+    pub title: String,
+    pub body: String,
+    pub domains: Vec<String>,
+    pub item_ids: Vec<String>,
+    pub territory_codes: Vec<String>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub directory_service_id: Option<String>,
+    pub used_count: i32,
+    pub worked_count: i32,
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoleJson {
+    pub role: Option<String>,
+}
+
+fn space_kind(k: i32) -> Option<String> {
+    pb::SpaceKind::try_from(k)
+        .ok()
+        .and_then(|k| code(k.as_str_name(), "SPACE_KIND_"))
+}
+
+fn space_role(r: i32) -> Option<String> {
+    pb::SpaceRole::try_from(r)
+        .ok()
+        .and_then(|r| code(r.as_str_name(), "SPACE_ROLE_"))
+}
+
+fn status(s: i32) -> Option<String> {
+    pb::ContentStatus::try_from(s)
+        .ok()
+        .and_then(|s| code(s.as_str_name(), "CONTENT_STATUS_"))
+}
+
+fn kind_from_json(s: &str) -> Result<pb::SpaceKind, Problem> {
+    pb::SpaceKind::from_str_name(&format!("SPACE_KIND_{}", s.trim().to_uppercase()))
+        .filter(|k| *k != pb::SpaceKind::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                "kind",
+                format!(
+                    "type d'espace inconnu « {s} » : territory, theme ou structure / unknown space kind"
+                ),
+            )
+        })
+}
+
+fn role_from_json(s: &str) -> Result<pb::SpaceRole, Problem> {
+    pb::SpaceRole::from_str_name(&format!("SPACE_ROLE_{}", s.trim().to_uppercase()))
+        .filter(|r| *r != pb::SpaceRole::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                "role",
+                format!("rôle inconnu « {s} » : member ou moderator / unknown role"),
+            )
+        })
+}
+
+impl From<pb::Space> for SpaceJson {
+    fn from(s: pb::Space) -> Self {
+        Self {
+            id: s.space_id,
+            kind: space_kind(s.kind),
+            name: s.name,
+            description: non_empty(s.description),
+            territory_code: non_empty(s.territory_code),
+            domain_id: non_empty(s.domain_id),
+            structure_id: non_empty(s.structure_id),
+            my_role: space_role(s.my_role),
+            created_at: when(s.created_at),
+        }
+    }
+}
+
+impl From<pb::Question> for QuestionJson {
+    fn from(q: pb::Question) -> Self {
+        Self {
+            id: q.question_id,
+            space_id: q.space_id,
+            author_user_id: non_empty(q.author_user_id),
+            title: q.title,
+            body: q.body,
+            domains: q.domains,
+            territory_code: non_empty(q.territory_code),
+            accepted_answer_id: non_empty(q.accepted_answer_id),
+            answer_count: q.answer_count,
+            followed: q.followed,
+            status: status(q.status),
+            created_at: when(q.created_at),
+            updated_at: when(q.updated_at),
+        }
+    }
+}
+
+impl From<pb::Answer> for AnswerJson {
+    fn from(a: pb::Answer) -> Self {
+        Self {
+            id: a.answer_id,
+            question_id: a.question_id,
+            author_user_id: non_empty(a.author_user_id),
+            body: a.body,
+            vote_count: a.vote_count,
+            voted: a.voted,
+            accepted: a.accepted,
+            certified: a.certified,
+            status: status(a.status),
+            created_at: when(a.created_at),
+            updated_at: when(a.updated_at),
+        }
+    }
+}
+
+impl From<pb::Solution> for SolutionJson {
+    fn from(s: pb::Solution) -> Self {
+        Self {
+            id: s.solution_id,
+            author_user_id: non_empty(s.author_user_id),
+            title: s.title,
+            body: s.body,
+            domains: s.domains,
+            item_ids: s.item_ids,
+            territory_codes: s.territory_codes,
+            valid_from: non_empty(s.valid_from),
+            valid_until: non_empty(s.valid_until),
+            directory_service_id: non_empty(s.directory_service_id),
+            used_count: s.used_count,
+            worked_count: s.worked_count,
+            status: status(s.status),
+            created_at: when(s.created_at),
+            updated_at: when(s.updated_at),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bodies and queries
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub joined_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSpace {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub kind: String,
+    #[serde(default)]
+    pub territory_code: Option<String>,
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    #[serde(default)]
+    pub structure_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    #[serde(default)]
+    pub space_id: Option<String>,
+    /// One domain, or several separated by commas.
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub territory_code: Option<String>,
+    #[serde(default)]
+    pub unanswered: bool,
+    #[serde(default)]
+    pub followed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewQuestion {
+    pub space_id: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub territory_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionChange {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Replaces the list when present.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub territory_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAnswer {
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certification {
+    #[serde(default = "yes")]
+    pub certified: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolutionQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    /// One domain, or several separated by commas.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// One item, or several separated by commas.
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub territory_code: Option<String>,
+    #[serde(default)]
+    pub include_expired: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolutionBody {
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub item_ids: Vec<String>,
+    #[serde(default)]
+    pub territory_codes: Vec<String>,
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    #[serde(default)]
+    pub directory_service_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    pub worked: bool,
+}
+
+fn list_of(s: Option<String>) -> Vec<String> {
+    s.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Spaces
+// ---------------------------------------------------------------------------
+
+async fn list_spaces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SpaceQuery>, QueryRejection>,
+) -> Result<Json<Page<SpaceJson>>, Problem> {
+    let Query(q) = query?;
+    let kind = match q.kind.as_deref().map(str::trim) {
+        None | Some("") => pb::SpaceKind::Unspecified,
+        Some(k) => kind_from_json(k)?,
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListSpacesRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            kind: kind as i32,
+            joined_only: q.joined_only,
+        },
+    );
+    let r = spaces(&state).list_spaces(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.spaces.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn create_space(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewSpace>, JsonRejection>,
+) -> Result<(StatusCode, Json<SpaceJson>), Problem> {
+    let Json(b) = body?;
+    let kind = kind_from_json(&b.kind)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateSpaceRequest {
+            name: b.name,
+            description: b.description.unwrap_or_default(),
+            kind: kind as i32,
+            territory_code: b.territory_code.unwrap_or_default(),
+            domain_id: b.domain_id.unwrap_or_default(),
+            structure_id: b.structure_id.unwrap_or_default(),
+        },
+    );
+    let r = spaces(&state).create_space(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.space.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn get_space(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<SpaceJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetSpaceRequest { space_id: id });
+    let r = spaces(&state).get_space(req).await?.into_inner();
+    Ok(Json(r.space.ok_or_else(empty_answer)?.into()))
+}
+
+async fn join_space(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<SpaceJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::JoinSpaceRequest { space_id: id });
+    let r = spaces(&state).join_space(req).await?.into_inner();
+    Ok(Json(r.space.ok_or_else(empty_answer)?.into()))
+}
+
+async fn leave_space(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::LeaveSpaceRequest { space_id: id });
+    spaces(&state).leave_space(req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_space_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+    body: Result<Json<NewRole>, JsonRejection>,
+) -> Result<Json<RoleJson>, Problem> {
+    let Json(b) = body?;
+    let role = role_from_json(&b.role)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::SetSpaceRoleRequest {
+            space_id: id,
+            user_id,
+            role: role as i32,
+        },
+    );
+    let r = spaces(&state).set_space_role(req).await?.into_inner();
+    Ok(Json(RoleJson {
+        role: space_role(r.role),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Questions and answers
+// ---------------------------------------------------------------------------
+
+async fn list_questions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<QuestionQuery>, QueryRejection>,
+) -> Result<Json<Page<QuestionJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListQuestionsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            space_id: q.space_id.unwrap_or_default(),
+            domains: list_of(q.domain),
+            territory_code: q.territory_code.unwrap_or_default(),
+            unanswered_only: q.unanswered,
+            followed_only: q.followed,
+        },
+    );
+    let r = questions(&state).list_questions(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.questions.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn create_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewQuestion>, JsonRejection>,
+) -> Result<(StatusCode, Json<QuestionJson>), Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateQuestionRequest {
+            space_id: b.space_id,
+            title: b.title,
+            body: b.body,
+            domains: b.domains,
+            territory_code: b.territory_code.unwrap_or_default(),
+        },
+    );
+    let r = questions(&state).create_question(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.question.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn get_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<QuestionJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetQuestionRequest { question_id: id });
+    let r = questions(&state).get_question(req).await?.into_inner();
+    Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
+}
+
+async fn update_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<QuestionChange>, JsonRejection>,
+) -> Result<Json<QuestionJson>, Problem> {
+    let Json(b) = body?;
+    let replace_domains = b.domains.is_some();
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdateQuestionRequest {
+            question_id: id,
+            title: b.title,
+            body: b.body,
+            domains: b.domains.unwrap_or_default(),
+            replace_domains,
+            territory_code: b.territory_code,
+        },
+    );
+    let r = questions(&state).update_question(req).await?.into_inner();
+    Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
+}
+
+async fn follow(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: String,
+    on: bool,
+) -> Result<Json<QuestionJson>, Problem> {
+    let req = state.upstreams.request(
+        headers,
+        pb::FollowQuestionRequest {
+            question_id: id,
+            follow: on,
+        },
+    );
+    let r = questions(state).follow_question(req).await?.into_inner();
+    Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
+}
+
+async fn follow_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<QuestionJson>, Problem> {
+    follow(&state, &headers, id, true).await
+}
+
+async fn unfollow_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<QuestionJson>, Problem> {
+    follow(&state, &headers, id, false).await
+}
+
+async fn list_answers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<AnswerJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListAnswersRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            question_id: id,
+        },
+    );
+    let r = questions(&state).list_answers(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.answers.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn create_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<NewAnswer>, JsonRejection>,
+) -> Result<(StatusCode, Json<AnswerJson>), Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateAnswerRequest {
+            question_id: id,
+            body: b.body,
+        },
+    );
+    let r = questions(&state).create_answer(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.answer.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn update_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<NewAnswer>, JsonRejection>,
+) -> Result<Json<AnswerJson>, Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdateAnswerRequest {
+            answer_id: id,
+            body: b.body,
+        },
+    );
+    let r = questions(&state).update_answer(req).await?.into_inner();
+    Ok(Json(r.answer.ok_or_else(empty_answer)?.into()))
+}
+
+async fn vote_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<VoteJson>), Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::VoteAnswerRequest { answer_id: id });
+    let r = questions(&state).vote_answer(req).await?.into_inner();
+    let v = r.vote.ok_or_else(empty_answer)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VoteJson {
+            answer_id: v.answer_id,
+            user_id: v.user_id,
+            created_at: when(v.created_at),
+            vote_count: r.vote_count,
+        }),
+    ))
+}
+
+async fn accept_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<QuestionJson>, Problem> {
+    let req = state.upstreams.request(
+        &headers,
+        pb::AcceptAnswerRequest {
+            question_id: String::new(),
+            answer_id: id,
+        },
+    );
+    let r = questions(&state).accept_answer(req).await?.into_inner();
+    Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
+}
+
+async fn certify_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<Certification>>,
+) -> Result<Json<AnswerJson>, Problem> {
+    let certified = body.map(|Json(b)| b.certified).unwrap_or(true);
+    let req = state.upstreams.request(
+        &headers,
+        pb::CertifyAnswerRequest {
+            answer_id: id,
+            certified,
+        },
+    );
+    let r = questions(&state).certify_answer(req).await?.into_inner();
+    Ok(Json(r.answer.ok_or_else(empty_answer)?.into()))
+}
+
+// ---------------------------------------------------------------------------
+// Solutions
+// ---------------------------------------------------------------------------
+
+async fn list_solutions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SolutionQuery>, QueryRejection>,
+) -> Result<Json<Page<SolutionJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListSolutionsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            domains: list_of(q.domain),
+            item_ids: list_of(q.item_id),
+            territory_code: q.territory_code.unwrap_or_default(),
+            include_expired: q.include_expired,
+        },
+    );
+    let r = solutions(&state).list_solutions(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.solutions.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+fn sheet(id: String, b: SolutionBody) -> pb::Solution {
+    pb::Solution {
+        solution_id: id,
+        title: b.title,
+        body: b.body,
+        domains: b.domains,
+        item_ids: b.item_ids,
+        territory_codes: b.territory_codes,
+        valid_from: b.valid_from.unwrap_or_default(),
+        valid_until: b.valid_until.unwrap_or_default(),
+        directory_service_id: b.directory_service_id.unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+async fn create_solution(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SolutionBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<SolutionJson>), Problem> {
+    let Json(b) = body?;
+    let s = sheet(String::new(), b);
+    let req = state.upstreams.request(
+        &headers,
+        pb::CreateSolutionRequest {
+            title: s.title,
+            body: s.body,
+            domains: s.domains,
+            item_ids: s.item_ids,
+            territory_codes: s.territory_codes,
+            valid_from: s.valid_from,
+            valid_until: s.valid_until,
+            directory_service_id: s.directory_service_id,
+        },
+    );
+    let r = solutions(&state).create_solution(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.solution.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn get_solution(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<SolutionJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetSolutionRequest { solution_id: id });
+    let r = solutions(&state).get_solution(req).await?.into_inner();
+    Ok(Json(r.solution.ok_or_else(empty_answer)?.into()))
+}
+
+async fn update_solution(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<SolutionBody>, JsonRejection>,
+) -> Result<Json<SolutionJson>, Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdateSolutionRequest {
+            solution: Some(sheet(id, b)),
+        },
+    );
+    let r = solutions(&state).update_solution(req).await?.into_inner();
+    Ok(Json(r.solution.ok_or_else(empty_answer)?.into()))
+}
+
+async fn solution_feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Feedback>, JsonRejection>,
+) -> Result<Json<SolutionJson>, Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::RecordSolutionFeedbackRequest {
+            solution_id: id,
+            worked: b.worked,
+        },
+    );
+    let r = solutions(&state)
+        .record_solution_feedback(req)
+        .await?
+        .into_inner();
+    Ok(Json(r.solution.ok_or_else(empty_answer)?.into()))
+}

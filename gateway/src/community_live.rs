@@ -1,0 +1,509 @@
+//! The community's moderation, notifications and check-ins:
+//! `/notifications` (list), `/notifications/read`, `/notifications/preferences`
+//! (get, patch), `/notifications/stream` (server-sent events: the caller's new
+//! notifications live, with keep-alive), `/community/reports`,
+//! `/community/moderation` (hide, restore), `/community/moderation-log` and
+//! `/community/checkins`. Kinds are codes: `reply`, `mention`, `new_solution`,
+//! `answer_accepted`; frequencies `immediately`, `daily_digest`, `never`; posts
+//! `question`, `answer`, `solution`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eva_proto::community::v1 as pb;
+use eva_proto::community::v1::checkin_service_client::CheckinServiceClient;
+use eva_proto::community::v1::moderation_service_client::ModerationServiceClient;
+use eva_proto::community::v1::notification_service_client::NotificationServiceClient;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::json::{code, empty_answer, non_empty, when};
+use crate::structures::Page;
+use crate::{AppState, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(list))
+        .route("/notifications/read", post(mark_read))
+        .route(
+            "/notifications/preferences",
+            get(preferences).patch(update_preferences),
+        )
+        .route("/notifications/stream", get(stream))
+        .route("/community/reports", post(report))
+        .route("/community/moderation", post(moderate))
+        .route("/community/moderation-log", get(moderation_log))
+        .route("/community/checkins", post(checkin))
+}
+
+const KINDS: &str = "reply, mention, new_solution, answer_accepted";
+const FREQUENCIES: &str = "immediately, daily_digest, never";
+const CONTENT_KINDS: &str = "question, answer, solution";
+
+/// How often the stream says it is alive when nothing happens.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Serialize)]
+pub struct NotificationJson {
+    pub id: String,
+    pub user_id: String,
+    pub kind: Option<String>,
+    pub content_kind: Option<String>,
+    pub content_id: Option<String>,
+    pub question_id: Option<String>,
+    pub created_at: Option<String>,
+    pub read_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotificationPage {
+    pub items: Vec<NotificationJson>,
+    pub next_page_token: Option<String>,
+    pub unread_count: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreferencesJson {
+    /// Kind code → frequency code.
+    pub preferences: BTreeMap<String, String>,
+    pub followed_domains: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogEntryJson {
+    pub id: String,
+    pub content_kind: Option<String>,
+    pub content_id: Option<String>,
+    pub action: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub reason: String,
+    pub occurred_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckinJson {
+    pub month: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    #[serde(default)]
+    pub unread_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub page_token: String,
+    #[serde(default)]
+    pub space_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    #[serde(default)]
+    pub notification_ids: Vec<String>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatch {
+    /// Kind code → frequency code; kinds not listed keep their setting.
+    #[serde(default)]
+    pub preferences: BTreeMap<String, String>,
+    /// Replaces the followed domains when present.
+    #[serde(default)]
+    pub followed_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReport {
+    pub content_kind: String,
+    pub content_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewModeration {
+    pub content_kind: String,
+    pub content_id: String,
+    /// `hide` or `restore`.
+    pub action: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckin {
+    pub workload: i32,
+    pub isolation: i32,
+    pub support: i32,
+}
+
+fn kind_code(k: i32) -> Option<String> {
+    pb::NotificationKind::try_from(k)
+        .ok()
+        .and_then(|k| code(k.as_str_name(), "NOTIFICATION_KIND_"))
+}
+
+fn content_code(k: i32) -> Option<String> {
+    pb::ContentKind::try_from(k)
+        .ok()
+        .and_then(|k| code(k.as_str_name(), "CONTENT_KIND_"))
+}
+
+fn content_ref(kind: &str, id: String) -> Result<pb::ContentRef, Problem> {
+    let k = pb::ContentKind::from_str_name(&format!("CONTENT_KIND_{}", kind.trim().to_uppercase()))
+        .filter(|k| *k != pb::ContentKind::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                "content_kind",
+                format!(
+                    "type inconnu « {kind} » ; types possibles : {CONTENT_KINDS} / unknown kind"
+                ),
+            )
+        })?;
+    Ok(pb::ContentRef {
+        kind: k as i32,
+        content_id: id,
+    })
+}
+
+impl From<pb::Notification> for NotificationJson {
+    fn from(n: pb::Notification) -> Self {
+        let content = n.content.unwrap_or_default();
+        Self {
+            id: n.notification_id,
+            user_id: n.user_id,
+            kind: kind_code(n.kind),
+            content_kind: content_code(content.kind),
+            content_id: non_empty(content.content_id),
+            question_id: non_empty(n.question_id),
+            created_at: when(n.created_at),
+            read_at: when(n.read_at),
+        }
+    }
+}
+
+impl From<pb::ModerationLogEntry> for LogEntryJson {
+    fn from(e: pb::ModerationLogEntry) -> Self {
+        let content = e.content.unwrap_or_default();
+        Self {
+            id: e.entry_id,
+            content_kind: content_code(content.kind),
+            content_id: non_empty(content.content_id),
+            action: pb::ModerationAction::try_from(e.action)
+                .ok()
+                .and_then(|a| code(a.as_str_name(), "MODERATION_ACTION_")),
+            actor_user_id: non_empty(e.actor_user_id),
+            reason: e.reason,
+            occurred_at: when(e.occurred_at),
+        }
+    }
+}
+
+fn preferences_json(
+    prefs: Vec<pb::NotificationPreference>,
+    followed_domains: Vec<String>,
+) -> PreferencesJson {
+    PreferencesJson {
+        preferences: prefs
+            .into_iter()
+            .filter_map(|p| {
+                let kind = kind_code(p.kind)?;
+                let freq = pb::NotificationFrequency::try_from(p.frequency)
+                    .ok()
+                    .and_then(|f| code(f.as_str_name(), "NOTIFICATION_FREQUENCY_"))
+                    .unwrap_or_else(|| "immediately".into());
+                Some((kind, freq))
+            })
+            .collect(),
+        followed_domains,
+    }
+}
+
+fn notifications(state: &AppState) -> NotificationServiceClient<tonic::transport::Channel> {
+    NotificationServiceClient::new(state.upstreams.community.clone())
+}
+
+fn moderation(state: &AppState) -> ModerationServiceClient<tonic::transport::Channel> {
+    ModerationServiceClient::new(state.upstreams.community.clone())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<NotificationPage>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListNotificationsRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            unread_only: q.unread_only,
+        },
+    );
+    let r = notifications(&state)
+        .list_notifications(req)
+        .await?
+        .into_inner();
+    Ok(Json(NotificationPage {
+        items: r.notifications.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+        unread_count: r.unread_count,
+    }))
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<MarkRead>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::MarkNotificationsReadRequest {
+            notification_ids: b.notification_ids,
+            all: b.all,
+        },
+    );
+    let r = notifications(&state)
+        .mark_notifications_read(req)
+        .await?
+        .into_inner();
+    Ok(Json(serde_json::json!({ "marked": r.marked })))
+}
+
+async fn preferences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PreferencesJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::GetNotificationPreferencesRequest {});
+    let r = notifications(&state)
+        .get_notification_preferences(req)
+        .await?
+        .into_inner();
+    Ok(Json(preferences_json(r.preferences, r.followed_domains)))
+}
+
+async fn update_preferences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PreferencesPatch>, JsonRejection>,
+) -> Result<Json<PreferencesJson>, Problem> {
+    let Json(b) = body?;
+    let mut prefs = Vec::new();
+    for (kind, freq) in &b.preferences {
+        let field = format!("preferences.{kind}");
+        let k = pb::NotificationKind::from_str_name(&format!(
+            "NOTIFICATION_KIND_{}",
+            kind.trim().to_uppercase()
+        ))
+        .filter(|k| *k != pb::NotificationKind::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                &field,
+                format!("type inconnu « {kind} » ; types possibles : {KINDS} / unknown kind"),
+            )
+        })?;
+        let f = pb::NotificationFrequency::from_str_name(&format!(
+            "NOTIFICATION_FREQUENCY_{}",
+            freq.trim().to_uppercase()
+        ))
+        .filter(|f| *f != pb::NotificationFrequency::Unspecified)
+        .ok_or_else(|| {
+            Problem::invalid(
+                &field,
+                format!(
+                    "fréquence inconnue « {freq} » ; fréquences possibles : {FREQUENCIES} / unknown frequency"
+                ),
+            )
+        })?;
+        prefs.push(pb::NotificationPreference {
+            kind: k as i32,
+            frequency: f as i32,
+        });
+    }
+    let replace = b.followed_domains.is_some();
+    let req = state.upstreams.request(
+        &headers,
+        pb::UpdateNotificationPreferencesRequest {
+            preferences: prefs,
+            followed_domains: b.followed_domains.unwrap_or_default(),
+            replace_followed_domains: replace,
+        },
+    );
+    let r = notifications(&state)
+        .update_notification_preferences(req)
+        .await?
+        .into_inner();
+    Ok(Json(preferences_json(r.preferences, r.followed_domains)))
+}
+
+/// The caller's new notifications as server-sent events: first a `ready`
+/// event once community listens, then one `notification` event each.
+async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let mut req = state
+        .upstreams
+        .request(&headers, pb::WatchNotificationsRequest {});
+    // A live feed has no deadline: it lasts as long as the client stays.
+    req.metadata_mut().remove("grpc-timeout");
+    let upstream = notifications(&state)
+        .watch_notifications(req)
+        .await?
+        .into_inner();
+    let ready = futures::stream::once(async { Event::default().event("ready").data("{}") });
+    let items = upstream
+        .take_while(|r| {
+            if let Err(e) = r {
+                tracing::debug!(code = ?e.code(), "notification stream ended");
+            }
+            futures::future::ready(r.is_ok())
+        })
+        .filter_map(|r| async move {
+            let n = r.ok()?;
+            let id = n.notification_id.clone();
+            Event::default()
+                .event("notification")
+                .id(id)
+                .json_data(NotificationJson::from(n))
+                .ok()
+        });
+    Ok(Sse::new(ready.chain(items).map(Ok)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewReport>, JsonRejection>,
+) -> Result<(StatusCode, Json<LogEntryJson>), Problem> {
+    let Json(b) = body?;
+    let content = content_ref(&b.content_kind, b.content_id)?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ReportContentRequest {
+            content: Some(content),
+            reason: b.reason,
+        },
+    );
+    let r = moderation(&state).report_content(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.entry.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn moderate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewModeration>, JsonRejection>,
+) -> Result<(StatusCode, Json<LogEntryJson>), Problem> {
+    let Json(b) = body?;
+    let content = content_ref(&b.content_kind, b.content_id)?;
+    let action = match b.action.trim() {
+        "hide" => pb::ModerationAction::Hide,
+        "restore" => pb::ModerationAction::Restore,
+        other => {
+            return Err(Problem::invalid(
+                "action",
+                format!("action inconnue « {other} » : hide ou restore / unknown action"),
+            ));
+        }
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::ModerateContentRequest {
+            content: Some(content),
+            action: action as i32,
+            reason: b.reason,
+        },
+    );
+    let r = moderation(&state).moderate_content(req).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.entry.ok_or_else(empty_answer)?.into()),
+    ))
+}
+
+async fn moderation_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Page<LogEntryJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListModerationLogRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            space_id: q.space_id,
+        },
+    );
+    let r = moderation(&state)
+        .list_moderation_log(req)
+        .await?
+        .into_inner();
+    Ok(Json(Page {
+        items: r.entries.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+async fn checkin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewCheckin>, JsonRejection>,
+) -> Result<(StatusCode, Json<CheckinJson>), Problem> {
+    let Json(b) = body?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::SubmitCheckinRequest {
+            checkin: Some(pb::Checkin {
+                workload: b.workload,
+                isolation: b.isolation,
+                support: b.support,
+            }),
+        },
+    );
+    let r = CheckinServiceClient::new(state.upstreams.community.clone())
+        .submit_checkin(req)
+        .await
+        .map_err(|s| {
+            // The body is flat: `checkin.workload` is `workload` here.
+            let mut p = Problem::from(s);
+            for e in &mut p.errors {
+                if let Some(f) = e.field.strip_prefix("checkin.") {
+                    e.field = f.to_owned();
+                }
+            }
+            p
+        })?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(CheckinJson { month: r.month })))
+}
