@@ -6,8 +6,8 @@
 //! "Garde d'enfant en horaires decales ?" give the same terms. The normalised
 //! title and body are stored beside the original text and indexed by SQLite
 //! FTS5 (ranked by bm25, title weighted 3×) or by a PostgreSQL `tsvector` in
-//! the French configuration (title weight A, body B, GIN index, ranked by
-//! `ts_rank_cd`). A query matches any of its terms; the more terms and the
+//! the `simple` configuration, since the French work is done here (title
+//! weight A, body B, GIN index, ranked by `ts_rank_cd`; ADR 0008). A query matches any of its terms; the more terms and the
 //! more title terms a post has, the better it ranks. Only published posts are
 //! found, and posts of a structure's private space only by its members.
 
@@ -264,7 +264,7 @@ pub async fn index(tx: &mut Tx, doc: &Document) -> Result<(), DbError> {
                 "INSERT INTO search_documents (kind, content_id, question_id, space_id, title, body, \
                  title_terms, body_terms, terms, domains, territory_codes, territory_scope, status, updated_at_us) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 setweight(to_tsvector('french', $7), 'A') || setweight(to_tsvector('french', $8), 'B'), \
+                 setweight(to_tsvector('simple', $7), 'A') || setweight(to_tsvector('simple', $8), 'B'), \
                  $9, $10, $11, $12, $13) \
                  ON CONFLICT (kind, content_id) DO UPDATE SET question_id = excluded.question_id, \
                  space_id = excluded.space_id, title = excluded.title, body = excluded.body, \
@@ -515,7 +515,7 @@ pub async fn run(conn: Conn<'_>, q: &Query, offset: i64, limit: i64) -> Result<V
             let sql = format!(
                 "SELECT d.kind, d.content_id, d.question_id, d.title, d.body, \
                  -bm25(search_fts, 3.0, 1.0) AS score \
-                 FROM search_fts JOIN search_documents d ON d.doc_no = search_fts.rowid \
+                 FROM search_fts CROSS JOIN search_documents d ON d.doc_no = search_fts.rowid \
                  WHERE search_fts MATCH $1{f} \
                  ORDER BY score DESC, d.doc_no LIMIT ${} OFFSET ${}",
                 next,
@@ -534,7 +534,7 @@ pub async fn run(conn: Conn<'_>, q: &Query, offset: i64, limit: i64) -> Result<V
             let sql = format!(
                 "SELECT d.kind, d.content_id, d.question_id, d.title, d.body, \
                  ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', d.terms, tq)::float8 AS score \
-                 FROM search_documents d, to_tsquery('french', $1) tq \
+                 FROM search_documents d, to_tsquery('simple', $1) tq \
                  WHERE d.terms @@ tq{f} \
                  ORDER BY score DESC, d.doc_no LIMIT ${} OFFSET ${}",
                 next,

@@ -1311,10 +1311,13 @@ where
     Ok((spread(samples), rate))
 }
 
+/// One round trip doing nothing: the baseline of database timings. The cast
+/// makes the type the same on both backends (PostgreSQL's `1` is INT4).
 async fn select_one(db: &Db) -> Result<()> {
     let mut h = db.acquire().await?;
-    let _: (i64,) =
-        on_backend!(h.conn(), c => sqlx::query_as("SELECT 1").fetch_one(&mut *c).await)?;
+    let _: (i64,) = on_backend!(h.conn(), c => sqlx::query_as("SELECT CAST(1 AS BIGINT)")
+        .fetch_one(&mut *c)
+        .await)?;
     Ok(())
 }
 
