@@ -334,7 +334,7 @@ async fn spawn_service(
             set.spawn(async move { Ok(eva_community::run(config, l, sd).await?) });
         }
         Service::Statistics => {
-            let l = bind("statistics", &config.statistics).await?;
+            let l = bind("statistics", &config.statistics.service()).await?;
             set.spawn(async move { Ok(eva_statistics::run(config, l, sd).await?) });
         }
         Service::Gateway => {
@@ -430,6 +430,7 @@ async fn supervise(mut set: Tasks, shutdown: &Shutdown) -> anyhow::Result<()> {
 async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
     let diagnostics = config.diagnostics.service();
     let referrals = config.referrals.service();
+    let statistics = config.statistics.service();
     let all: [(
         Service,
         &str,
@@ -463,7 +464,7 @@ async fn migrate(config: &Config, only: Option<Service>) -> anyhow::Result<()> {
         (
             Service::Statistics,
             "statistics",
-            &config.statistics,
+            &statistics,
             &eva_statistics::store::MIGRATIONS,
         ),
     ];

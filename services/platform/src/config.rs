@@ -26,7 +26,7 @@ pub struct Config {
     pub diagnostics: DiagnosticsConfig,
     pub referrals: ReferralsConfig,
     pub community: ServiceConfig,
-    pub statistics: ServiceConfig,
+    pub statistics: StatisticsConfig,
     pub gateway: GatewayConfig,
 }
 
@@ -178,6 +178,64 @@ impl std::fmt::Debug for DiagnosticsConfig {
     }
 }
 
+/// The statistics service: a service like the others, plus its disclosure
+/// rule.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsConfig {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// How the gateway and other services reach it (`http://host:port`).
+    pub endpoint: String,
+    /// `sqlite://path` or `postgres://…`. Absent: `data_dir/statistics.db`.
+    pub database_url: Option<String>,
+    /// Database pool size.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+    /// Smallest count published; cells under it are suppressed, with
+    /// complementary cells so that totals do not reveal them.
+    pub disclosure_threshold: i64,
+}
+
+impl StatisticsConfig {
+    /// Loopback defaults of the all-in-one box.
+    pub fn local(port: u16) -> Self {
+        let svc = ServiceConfig::local(port);
+        Self {
+            listen: svc.listen,
+            endpoint: svc.endpoint,
+            database_url: svc.database_url,
+            max_connections: svc.max_connections,
+            disclosure_threshold: 11,
+        }
+    }
+
+    /// Its listening, endpoint and database settings, as for every service.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            listen: self.listen,
+            endpoint: self.endpoint.clone(),
+            database_url: self.database_url.clone(),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+impl std::fmt::Debug for StatisticsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatisticsConfig")
+            .field("listen", &self.listen)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::db::redact),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("disclosure_threshold", &self.disclosure_threshold)
+            .finish()
+    }
+}
+
 /// The referrals service: a service like the others, plus its deadlines and
 /// how it calls partners' webhooks.
 #[derive(Clone, Deserialize, Serialize)]
@@ -324,7 +382,7 @@ impl Default for Config {
             diagnostics: DiagnosticsConfig::local(50052),
             referrals: ReferralsConfig::local(50053),
             community: ServiceConfig::local(50054),
-            statistics: ServiceConfig::local(50055),
+            statistics: StatisticsConfig::local(50055),
             gateway: GatewayConfig::default(),
         }
     }
@@ -491,6 +549,12 @@ impl Config {
         if let Some(kek) = &self.keys.kek {
             crate::crypto::Kek::from_base64(kek).map_err(|e| bad("keys.kek", e.to_string()))?;
         }
+        if !(2..=1_000).contains(&self.statistics.disclosure_threshold) {
+            return Err(bad(
+                "statistics.disclosure_threshold",
+                "must be between 2 and 1000".into(),
+            ));
+        }
         let r = &self.referrals;
         if r.reminder_after_days == 0 || r.reminder_after_days >= r.expiry_after_days {
             return Err(bad(
@@ -533,12 +597,13 @@ impl Config {
         }
         let diagnostics = self.diagnostics.service();
         let referrals = self.referrals.service();
+        let statistics = self.statistics.service();
         for (name, svc) in [
             ("identity", &self.identity),
             ("diagnostics", &diagnostics),
             ("referrals", &referrals),
             ("community", &self.community),
-            ("statistics", &self.statistics),
+            ("statistics", &statistics),
         ] {
             check_url(&svc.endpoint, &["http", "https"])
                 .map_err(|m| bad(&format!("{name}.endpoint"), m))?;

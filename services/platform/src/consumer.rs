@@ -2,6 +2,11 @@
 //! is applied by a [`Projection`] inside one transaction that also records
 //! "this consumer applied this event" (the inbox). A redelivery finds the
 //! inbox row and is only acknowledged; nothing is applied twice.
+//!
+//! Events already waiting are applied in batches (one transaction for up to
+//! [`BATCH`] events), so a consumer catching up commits once per batch; a
+//! batch that fails is rolled back and its events applied one by one, so a
+//! single bad event is dead-lettered alone.
 
 use std::future::Future;
 use std::time::Duration;
@@ -77,7 +82,25 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut Tx,
         event: &'a Envelope,
     ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+
+    /// Applies events not seen before, in stream order, in one transaction.
+    /// Projections that can merge work across events (counters) override it.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        events: &'a [Envelope],
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
+
+/// Most events applied in one transaction.
+pub const BATCH: usize = 256;
 
 /// Which events a consumer reads, under which durable name.
 #[derive(Debug, Clone)]
@@ -123,7 +146,7 @@ pub async fn run<P: Projection>(
     let consumer = ensure(&bus, &sub).await?;
     tracing::info!(consumer = %sub.durable, "consumer started");
     loop {
-        let mut messages = tokio::select! {
+        let messages = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             m = consumer.messages() => match m {
                 Ok(m) => m,
@@ -134,21 +157,28 @@ pub async fn run<P: Projection>(
                 }
             },
         };
-        loop {
+        let mut chunks = messages.ready_chunks(BATCH);
+        'pull: loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                n = messages.next() => n,
+                n = chunks.next() => n,
             };
-            match next {
-                Some(Ok(msg)) => {
-                    handle(&db, &sub, &projection, msg).await;
+            let Some(chunk) = next else { break };
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut failed = false;
+            for item in chunk {
+                match item {
+                    Ok(msg) => batch.push(msg),
+                    Err(e) => {
+                        tracing::warn!(consumer = %sub.durable, error = %e, "consumer message error");
+                        failed = true;
+                    }
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(consumer = %sub.durable, error = %e, "consumer message error");
-                    // Heartbeat loss after a server restart: open a new pull.
-                    break;
-                }
-                None => break,
+            }
+            handle_batch(&db, &sub, &projection, batch).await;
+            // Heartbeat loss after a server restart: open a new pull.
+            if failed {
+                break 'pull;
             }
         }
         if shutdown.is_triggered() {
@@ -182,6 +212,83 @@ async fn ensure(
             consumer: sub.durable.clone(),
             reason: e.to_string(),
         })
+}
+
+/// Applies a batch in one transaction; on any failure, one by one.
+async fn handle_batch<P: Projection>(
+    db: &Db,
+    sub: &Subscription,
+    projection: &P,
+    batch: Vec<Message>,
+) {
+    if batch.len() <= 1 {
+        for msg in batch {
+            handle(db, sub, projection, msg).await;
+        }
+        return;
+    }
+    let consumer = sub.durable.as_str();
+    let envelopes: Option<Vec<Envelope>> = batch.iter().map(|m| envelope(m).ok()).collect();
+    let applied = match &envelopes {
+        Some(envelopes) => {
+            let span = tracing::info_span!("event.apply_batch", consumer, events = envelopes.len());
+            try_apply_batch(db, consumer, projection, envelopes)
+                .instrument(span)
+                .await
+        }
+        None => Err(ApplyError::Permanent(
+            "event without CloudEvents headers".into(),
+        )),
+    };
+    match applied {
+        Ok(fresh) => {
+            for msg in &batch {
+                if let Err(e) = msg.ack().await {
+                    tracing::debug!(consumer, error = %e, "ack not sent");
+                }
+            }
+            let duplicates = (batch.len() - fresh) as u64;
+            metrics::counter!("eva_consumer_events_total", "consumer" => consumer.to_owned(), "outcome" => "applied").increment(fresh as u64);
+            metrics::counter!("eva_consumer_events_total", "consumer" => consumer.to_owned(), "outcome" => "duplicate").increment(duplicates);
+        }
+        Err(e) => {
+            tracing::debug!(consumer, error = %e, "batch not applied; applying its events one by one");
+            for msg in batch {
+                handle(db, sub, projection, msg).await;
+            }
+        }
+    }
+}
+
+/// Records the inbox rows of `envelopes` and applies the new ones, in one
+/// transaction. Returns how many were new.
+async fn try_apply_batch<P: Projection>(
+    db: &Db,
+    consumer: &str,
+    projection: &P,
+    envelopes: &[Envelope],
+) -> Result<usize, ApplyError> {
+    let mut tx = db.begin().await?;
+    let mut fresh = Vec::with_capacity(envelopes.len());
+    let now = now_us();
+    for envelope in envelopes {
+        let inserted = on_backend!(tx.conn(), c => sqlx::query(
+            "INSERT INTO eva_inbox (consumer, event_id, applied_at_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(envelope.id.to_string())
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if inserted == 1 {
+            fresh.push(envelope.clone());
+        }
+    }
+    projection.apply_batch(&mut tx, &fresh).await?;
+    tx.commit().await?;
+    Ok(fresh.len())
 }
 
 async fn handle<P: Projection>(

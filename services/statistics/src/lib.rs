@@ -1,29 +1,54 @@
 //! Statistics: anonymous indicators for the département and funders,
-//! computed only from events, never from another service's data.
+//! computed only from events, never from another service's data, never
+//! knowing who anyone is.
 //!
-//! Built so far: the structures projection (from identity's events) and the
-//! `structures` indicator.
+//! Sources ([`feed::Feed`]) turn events into facts and counters, per
+//! generation ([`rebuild`]); the [`catalogue`] says which source computes
+//! each indicator; [`disclosure`] suppresses small cells before anything
+//! leaves; [`api`] and [`export`] answer.
 
 mod api;
-pub mod indicators;
+pub mod catalogue;
+pub mod community;
+pub mod diagnostics;
+pub mod disclosure;
+pub mod export;
+pub mod feed;
+pub mod model;
+pub mod people;
 pub mod person_data;
-pub mod projection;
+pub mod rebuild;
+pub mod referrals;
 pub mod store;
+pub mod structures;
 
 use std::sync::Arc;
 
 use eva_platform::bus::streams;
-use eva_platform::consumer::Subscription;
+use eva_platform::db::DbError;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Shutdown};
 use eva_proto::statistics::v1::indicator_service_server::IndicatorServiceServer;
 use tokio::net::TcpListener;
 
+use crate::feed::{Feed, Live};
+
 pub const SERVICE: &str = "statistics";
 
-/// Durable consumer of identity's structure events.
-pub const STRUCTURES_CONSUMER: &str = "statistics-structures";
+/// Every source of statistics, in the order a rebuild reads them.
+pub async fn feeds(store: &store::Store) -> Result<Vec<Arc<dyn Feed>>, DbError> {
+    let pseudonyms = people::Pseudonyms::load(store).await?;
+    Ok(vec![
+        Arc::new(structures::StructuresFeed),
+        Arc::new(people::PeopleFeed {
+            pseudonyms: pseudonyms.clone(),
+        }),
+        Arc::new(diagnostics::DiagnosticsFeed),
+        Arc::new(referrals::ReferralsFeed { pseudonyms }),
+        Arc::new(community::CommunityFeed),
+    ])
+}
 
 /// Runs statistics on `listener` until `shutdown`.
 pub async fn run(
@@ -34,23 +59,25 @@ pub async fn run(
     let ctx = ServiceContext::start(
         SERVICE,
         config.clone(),
-        &config.statistics,
+        &config.statistics.service(),
         &store::MIGRATIONS,
         &[streams::STATISTICS],
         shutdown,
     )
     .await?;
     let store = store::Store::new(ctx.db.clone());
-    ctx.spawn_consumer(
-        Subscription::new(
-            streams::IDENTITY,
-            STRUCTURES_CONSUMER,
-            &["eva.identity.structure.>"],
-        ),
-        projection::Structures::new(store.clone()),
-    );
+    let feeds = feeds(&store).await.map_err(|e| StartError::Other {
+        service: SERVICE,
+        reason: e.to_string(),
+    })?;
+    for feed in &feeds {
+        ctx.spawn_consumer(feed.subscription(), Live(feed.clone()));
+    }
+    let rule = disclosure::Rule {
+        threshold: config.statistics.disclosure_threshold,
+    };
     let server = GrpcServer::new(SERVICE)
-        .add_service(IndicatorServiceServer::new(api::Api { store }))
+        .add_service(IndicatorServiceServer::new(api::Api { store, rule }))
         .add_service(person_data::server())
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await

@@ -1,8 +1,12 @@
-//! Statistics' storage, on SQLite or PostgreSQL (see `eva_platform::db`).
+//! Statistics' storage, on SQLite or PostgreSQL (see `eva_platform::db`):
+//! generations, territories seen, exclusions. Each source keeps its own
+//! tables in its module.
 
 use eva_platform::db::{Db, DbError, Migrations, Tx};
 use eva_platform::on_backend;
 use sqlx::migrate::Migrator;
+
+use crate::model::TerritoryLevel;
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -17,155 +21,119 @@ pub struct Store {
     db: Db,
 }
 
-/// A structure: type and territory.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StructureRow {
-    pub structure_id: String,
-    pub kind: String,
-    pub commune_insee: String,
-    pub epci: String,
-    pub departement: String,
-    /// Registration time (the earliest seen wins).
-    pub created_at_us: i64,
-    /// Time of the change this row describes (the latest seen wins).
-    pub changed_at_us: i64,
-}
-
-/// A dimension one may group or filter structures by, and its column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StructureDim {
-    StructureType,
-    Commune,
-    Epci,
-    Departement,
-}
-
-impl StructureDim {
-    pub const ALL: [StructureDim; 4] = [
-        StructureDim::StructureType,
-        StructureDim::Commune,
-        StructureDim::Epci,
-        StructureDim::Departement,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StructureDim::StructureType => "structure_type",
-            StructureDim::Commune => "commune",
-            StructureDim::Epci => "epci",
-            StructureDim::Departement => "departement",
-        }
-    }
-
-    fn column(self) -> &'static str {
-        match self {
-            StructureDim::StructureType => "kind",
-            StructureDim::Commune => "commune_insee",
-            StructureDim::Epci => "epci",
-            StructureDim::Departement => "departement",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.name() == s)
-    }
-}
-
-/// Which structures to count.
-#[derive(Debug, Clone, Default)]
-pub struct StructureFilter {
-    /// Created at or after (µs).
-    pub from_us: Option<i64>,
-    /// Created before (µs).
-    pub to_us: Option<i64>,
-    /// A commune, EPCI or département code.
-    pub territory: Option<String>,
-}
-
-/// One group and how many structures are in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Count {
-    pub keys: Vec<String>,
-    pub count: i64,
-}
-
 impl Store {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
 
-    /// Applies a structure's state as of `changed_at_us`; older states than
-    /// the stored one do not overwrite it, whatever order events arrive in.
-    pub async fn upsert_structure(&self, tx: &mut Tx, s: &StructureRow) -> Result<(), DbError> {
-        on_backend!(tx.conn(), c => sqlx::query(
-            "INSERT INTO structures (structure_id, kind, commune_insee, epci, departement, created_at_us, changed_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (structure_id) DO UPDATE SET \
-             kind = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.kind ELSE structures.kind END, \
-             commune_insee = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.commune_insee ELSE structures.commune_insee END, \
-             epci = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.epci ELSE structures.epci END, \
-             departement = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.departement ELSE structures.departement END, \
-             changed_at_us = CASE WHEN excluded.changed_at_us >= structures.changed_at_us THEN excluded.changed_at_us ELSE structures.changed_at_us END, \
-             created_at_us = CASE WHEN excluded.created_at_us < structures.created_at_us THEN excluded.created_at_us ELSE structures.created_at_us END",
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Generations events are applied to: the current one and the one a
+    /// rebuild is filling, if any.
+    pub async fn live_gens(tx: &mut Tx) -> Result<Vec<i64>, DbError> {
+        let gens = on_backend!(tx.conn(), c => sqlx::query_scalar::<_, i64>(
+            "SELECT gen FROM generations WHERE state IN ('current', 'building') ORDER BY gen",
         )
-        .bind(&s.structure_id)
-        .bind(&s.kind)
-        .bind(&s.commune_insee)
-        .bind(&s.epci)
-        .bind(&s.departement)
-        .bind(s.created_at_us)
-        .bind(s.changed_at_us)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
+        .fetch_all(&mut *c)
+        .await)?;
+        Ok(gens)
+    }
+
+    /// The generation that answers queries.
+    pub async fn current_gen(&self) -> Result<i64, DbError> {
+        let mut h = self.db.acquire().await?;
+        let generation = on_backend!(h.conn(), c => sqlx::query_scalar::<_, i64>(
+            "SELECT gen FROM generations WHERE state = 'current'",
+        )
+        .fetch_one(&mut *c)
+        .await)?;
+        Ok(generation)
+    }
+
+    /// Records the territory codes of a structure or recording context, so
+    /// that queries may name them.
+    pub async fn note_territories(
+        tx: &mut Tx,
+        commune: &str,
+        epci: &str,
+        departement: &str,
+    ) -> Result<(), DbError> {
+        for (code, level) in [
+            (commune, TerritoryLevel::Commune),
+            (epci, TerritoryLevel::Epci),
+            (departement, TerritoryLevel::Departement),
+        ] {
+            if code.is_empty() {
+                continue;
+            }
+            on_backend!(tx.conn(), c => sqlx::query(
+                "INSERT INTO territories (code, level) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
+            )
+            .bind(code)
+            .bind(level.name())
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+        }
         Ok(())
     }
 
-    /// Structures counted per group of `dims` (one total row when empty).
-    pub async fn count_structures(
-        &self,
-        dims: &[StructureDim],
-        filter: &StructureFilter,
-    ) -> Result<Vec<Count>, DbError> {
-        // Column names come from the closed `StructureDim` list, never from input.
-        let cols: Vec<&str> = dims.iter().map(|d| d.column()).collect();
-        let select = cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} AS k{i}"))
-            .chain(std::iter::once("COUNT(*) AS n".to_owned()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let group = if cols.is_empty() {
-            String::new()
-        } else {
-            format!(" GROUP BY {0} ORDER BY {0}", cols.join(", "))
-        };
-        let sql = format!(
-            "SELECT {select} FROM structures \
-             WHERE ($1 IS NULL OR created_at_us >= $1) AND ($2 IS NULL OR created_at_us < $2) \
-             AND ($3 IS NULL OR commune_insee = $3 OR epci = $3 OR departement = $3){group}"
-        );
+    /// The level of a territory code seen in events, if any.
+    pub async fn territory_level(&self, code: &str) -> Result<Option<TerritoryLevel>, DbError> {
         let mut h = self.db.acquire().await?;
-        let rows = on_backend!(h.conn(), c => {
-            use sqlx::Row;
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(filter.from_us)
-                .bind(filter.to_us)
-                .bind(filter.territory.as_deref())
-                .fetch_all(&mut *c)
-                .await
-                .and_then(|rows| {
-                    rows.iter()
-                        .map(|r| {
-                            let keys = (0..dims.len())
-                                .map(|i| r.try_get::<String, _>(i))
-                                .collect::<Result<Vec<_>, _>>()?;
-                            Ok(Count { keys, count: r.try_get::<i64, _>(dims.len())? })
-                        })
-                        .collect::<Result<Vec<_>, sqlx::Error>>()
-                })
-        })?;
-        Ok(rows)
+        let level = on_backend!(h.conn(), c => sqlx::query_scalar::<_, String>(
+            "SELECT level FROM territories WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&mut *c)
+        .await)?;
+        Ok(level.as_deref().and_then(TerritoryLevel::parse))
+    }
+
+    /// Records a pseudonym's choice about statistics as of `at_us`; an older
+    /// choice than the one stored is ignored. Returns the new state when it
+    /// changed (the caller then adds or removes the pseudonym's facts).
+    pub async fn set_exclusion(
+        tx: &mut Tx,
+        generation: i64,
+        pseudonym: &str,
+        excluded: bool,
+        at_us: i64,
+    ) -> Result<Option<bool>, DbError> {
+        let before = Self::is_excluded(tx, generation, pseudonym).await?;
+        on_backend!(tx.conn(), c => sqlx::query(
+            "INSERT INTO exclusions (gen, pseudonym, excluded, changed_at_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (gen, pseudonym) DO UPDATE SET \
+             excluded = CASE WHEN excluded.changed_at_us >= exclusions.changed_at_us THEN excluded.excluded ELSE exclusions.excluded END, \
+             changed_at_us = CASE WHEN excluded.changed_at_us >= exclusions.changed_at_us THEN excluded.changed_at_us ELSE exclusions.changed_at_us END",
+        )
+        .bind(generation)
+        .bind(pseudonym)
+        .bind(excluded)
+        .bind(at_us)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+        let after = Self::is_excluded(tx, generation, pseudonym).await?;
+        Ok((before != after).then_some(after))
+    }
+
+    /// Whether the pseudonym's owner currently objects to statistics.
+    pub async fn is_excluded(
+        tx: &mut Tx,
+        generation: i64,
+        pseudonym: &str,
+    ) -> Result<bool, DbError> {
+        let excluded = on_backend!(tx.conn(), c => sqlx::query_scalar::<_, bool>(
+            "SELECT excluded FROM exclusions WHERE gen = $1 AND pseudonym = $2",
+        )
+        .bind(generation)
+        .bind(pseudonym)
+        .fetch_optional(&mut *c)
+        .await)?;
+        Ok(excluded.unwrap_or(false))
     }
 }
 

@@ -1,0 +1,66 @@
+//! How events reach the projections. Each source is a [`Feed`]: the live
+//! durable consumer applies its events to every live generation (the
+//! current one and, during a rebuild, the one being built); a rebuild reads
+//! the same feeds from the start of their streams into the new generation.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use eva_platform::bus::StreamSpec;
+use eva_platform::consumer::{ApplyError, Envelope, Projection, Subscription};
+use eva_platform::db::Tx;
+
+use crate::store::Store;
+
+/// A source of statistics events.
+#[async_trait]
+pub trait Feed: Send + Sync + 'static {
+    /// The stream it reads.
+    fn stream(&self) -> StreamSpec;
+    /// Its durable consumer, `statistics-<purpose>`.
+    fn durable(&self) -> &'static str;
+    /// The subjects it reads.
+    fn subjects(&self) -> &'static [&'static str];
+    /// Applies `events`, in stream order, to each generation of `gens`.
+    /// Applying an event twice to a generation changes nothing (facts are
+    /// keyed by their own ids), so a rebuild and the live consumer may both
+    /// feed the generation being built.
+    async fn apply(&self, tx: &mut Tx, gens: &[i64], events: &[Envelope])
+    -> Result<(), ApplyError>;
+
+    /// The durable consumer's subscription.
+    fn subscription(&self) -> Subscription {
+        Subscription::new(self.stream(), self.durable(), self.subjects())
+    }
+}
+
+/// A feed applied live, through the platform's idempotent consumer.
+pub struct Live(pub Arc<dyn Feed>);
+
+impl Projection for Live {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> Result<(), ApplyError> {
+        let gens = Store::live_gens(tx).await?;
+        self.0.apply(tx, &gens, std::slice::from_ref(event)).await
+    }
+
+    async fn apply_batch(&self, tx: &mut Tx, events: &[Envelope]) -> Result<(), ApplyError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let gens = Store::live_gens(tx).await?;
+        self.0.apply(tx, &gens, events).await
+    }
+}
+
+/// µs since the epoch of an event's own time, else of its CloudEvents time.
+pub fn micros(t: Option<prost_types::Timestamp>, event: &Envelope) -> i64 {
+    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
+        .unwrap_or_else(|| (event.time.unix_timestamp_nanos() / 1_000) as i64)
+}
+
+/// A proto enum's value as a lowercase code without its prefix
+/// (`STRUCTURE_KIND_ACI` → `aci`); `None` for unspecified or unknown.
+pub fn enum_code(name: Option<&str>, prefix: &str) -> Option<String> {
+    name.map(|n| n.trim_start_matches(prefix).to_lowercase())
+        .filter(|c| c != "unspecified")
+}
