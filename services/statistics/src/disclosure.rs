@@ -8,6 +8,21 @@ pub struct Rule {
     pub threshold: i64,
 }
 
+impl Rule {
+    /// The method's name, as published with every answer.
+    pub const METHOD: &'static str = "primary_threshold+secondary_complementary";
+
+    /// The rule in plain French, for exports.
+    pub fn describe_fr(&self) -> String {
+        format!("seuil {}", self.threshold)
+    }
+
+    /// The rule in English, for exports.
+    pub fn describe_en(&self) -> String {
+        format!("threshold {}", self.threshold)
+    }
+}
+
 /// A published cell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
