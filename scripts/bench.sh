@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a real nats-server (and PostgreSQL with `--db postgres`):
 # outbox relay vs raw JetStream, event latency, tokens, consent checks, withdrawal lag,
-# diagnostic reads, referrals to a partner. `--only a,b` picks sections; every argument
-# goes to `eva-bench` (`--help` lists them). Figures and how to read them:
+# diagnostic reads, referrals to a partner, community search, statistics (ingestion of
+# diagnostic events, dashboard queries, rebuild). `--only a,b` picks sections; every
+# argument goes to `eva-bench` (`--help` lists them). Figures and how to read them:
 # docs/PERFORMANCE.md.
 set -euo pipefail
 

@@ -1,16 +1,25 @@
-//! `/statistics/indicators`: anonymous figures for analysts.
+//! `/statistics/indicators` (anonymous figures for analysts and operators),
+//! `/statistics/exports/{id}.csv|.json` and `/statistics/exports/open-data.zip|.json`
+//! (files), `/statistics/dictionary` (the data dictionary). Query:
+//! `from`, `to` (`YYYY-MM-DD` or `YYYY-MM`, whole months), `territory` (a
+//! commune, EPCI or département code), `group_by` (comma-separated or
+//! repeated). A suppressed cell has `count: null`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use eva_proto::statistics::v1 as pb;
+use eva_proto::statistics::v1::export_service_client::ExportServiceClient;
 use eva_proto::statistics::v1::indicator_service_client::IndicatorServiceClient;
-use serde::Deserialize;
+use eva_proto::statistics::v1::projection_service_client::ProjectionServiceClient;
 use serde_json::{Map, Value, json};
+use tonic::transport::Channel;
 
-use crate::json::{PageQuery, non_empty};
+use crate::json::{PageQuery, empty_answer, non_empty};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
@@ -18,21 +27,77 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/statistics/indicators", get(list))
         .route("/statistics/indicators/{id}", get(fetch))
+        .route("/statistics/exports/{file}", get(export))
+        .route("/statistics/dictionary", get(dictionary))
+        .route("/statistics/rebuilds", post(start_rebuild))
+        .route("/statistics/rebuilds/{id}", get(rebuild))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IndicatorQuery {
-    #[serde(default)]
-    pub from: String,
-    #[serde(default)]
-    pub to: String,
-    #[serde(default)]
-    pub territory: String,
-    /// Comma-separated dimensions.
-    #[serde(default)]
-    pub group_by: String,
+/// Exports can be large: more than tonic's default 4 MiB.
+const MAX_EXPORT_BYTES: usize = 64 * 1024 * 1024;
+
+fn indicators(state: &AppState) -> IndicatorServiceClient<Channel> {
+    IndicatorServiceClient::new(state.upstreams.statistics.clone())
 }
+
+fn exports(state: &AppState) -> ExportServiceClient<Channel> {
+    ExportServiceClient::new(state.upstreams.statistics.clone())
+        .max_decoding_message_size(MAX_EXPORT_BYTES)
+}
+
+/// `?from=&to=&territory=&group_by=`; `group_by` may repeat.
+#[derive(Debug, Default)]
+pub struct IndicatorQuery {
+    pub from: String,
+    pub to: String,
+    pub territory: String,
+    pub group_by: Vec<String>,
+}
+
+impl IndicatorQuery {
+    /// From the query's pairs; `allowed` lists the parameters this route
+    /// takes.
+    fn parse(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Self, Problem> {
+        let mut q = Self::default();
+        for (name, value) in pairs {
+            if !allowed.contains(&name.as_str()) {
+                return Err(Problem::invalid(
+                    "query",
+                    format!(
+                        "paramètre inconnu « {name} » ; possibles : {} / unknown query parameter",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            let once = match name.as_str() {
+                "group_by" => {
+                    q.group_by.extend(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned),
+                    );
+                    continue;
+                }
+                "from" => &mut q.from,
+                "to" => &mut q.to,
+                _ => &mut q.territory,
+            };
+            if !once.is_empty() {
+                return Err(Problem::invalid(
+                    &name,
+                    "paramètre donné deux fois / parameter given twice",
+                ));
+            }
+            *once = value;
+        }
+        Ok(q)
+    }
+}
+
+const INDICATOR_PARAMS: &[&str] = &["from", "to", "territory", "group_by"];
+const OPEN_DATA_PARAMS: &[&str] = &["from", "to"];
 
 fn definition(d: pb::IndicatorDefinition) -> Value {
     json!({
@@ -40,8 +105,25 @@ fn definition(d: pb::IndicatorDefinition) -> Value {
         "label_fr": d.label_fr,
         "label_en": d.label_en,
         "description_fr": d.description_fr,
+        "description_en": d.description_en,
         "dimensions": d.dimensions,
+        "unit": non_empty(d.value_unit),
+        "open_data": d.open_data,
     })
+}
+
+/// A cell: its dimensions as fields, then `count` and `value` (null when
+/// suppressed) and `suppressed`.
+fn cell(c: pb::Cell) -> Value {
+    let mut m: Map<String, Value> = c
+        .dimensions
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    m.insert("count".into(), c.count.map_or(Value::Null, Value::from));
+    m.insert("value".into(), c.value.map_or(Value::Null, Value::from));
+    m.insert("suppressed".into(), Value::Bool(c.suppressed));
+    Value::Object(m)
 }
 
 async fn list(
@@ -50,8 +132,7 @@ async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<Value>>, Problem> {
     let Query(q) = query?;
-    let mut client = IndicatorServiceClient::new(state.upstreams.statistics.clone());
-    let r = client
+    let r = indicators(&state)
         .list_indicators(state.upstreams.request(
             &headers,
             pb::ListIndicatorsRequest {
@@ -71,18 +152,11 @@ async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    query: Result<Query<IndicatorQuery>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let Query(q) = query?;
-    let group_by = q
-        .group_by
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let mut client = IndicatorServiceClient::new(state.upstreams.statistics.clone());
-    let r = client
+    let Query(pairs) = query?;
+    let q = IndicatorQuery::parse(pairs, INDICATOR_PARAMS)?;
+    let r = indicators(&state)
         .get_indicator(state.upstreams.request(
             &headers,
             pb::GetIndicatorRequest {
@@ -90,34 +164,175 @@ async fn fetch(
                 from: q.from,
                 to: q.to,
                 territory: q.territory,
-                group_by,
+                group_by: q.group_by,
             },
         ))
         .await?
         .into_inner();
-    let cells: Vec<Value> = r
-        .cells
-        .into_iter()
-        .map(|c| {
-            let mut m: Map<String, Value> = c
-                .dimensions
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            m.insert(
-                "count".into(),
-                c.count.map(Value::from).unwrap_or(Value::Null),
-            );
-            m.insert("suppressed".into(), Value::Bool(c.suppressed));
-            Value::Object(m)
-        })
-        .collect();
-    let rule = r.rule.unwrap_or_default();
+    let rule = r.rule.ok_or_else(empty_answer)?;
     Ok(Json(json!({
         "indicator": r.indicator.map(definition),
         "rule": { "threshold": rule.threshold, "method": rule.method },
-        "cells": cells,
+        "cells": r.cells.into_iter().map(cell).collect::<Vec<_>>(),
     })))
+}
+
+/// Keeps a file name to characters safe in a header.
+fn safe_filename(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The file as a download: its media type and `Content-Disposition`.
+fn download(export: Option<pb::Export>) -> Result<Response, Problem> {
+    let e = export.ok_or_else(empty_answer)?;
+    let media_type = HeaderValue::from_str(&e.media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        safe_filename(&e.filename)
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, media_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        e.content,
+    )
+        .into_response())
+}
+
+/// `{id}.csv`, `{id}.json`, `open-data.zip`, `open-data.json`.
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(pairs) = query?;
+    let (stem, format) = match file.rsplit_once('.') {
+        Some((stem, "csv")) if stem != "open-data" => (stem, pb::ExportFormat::Csv),
+        Some(("open-data", "zip")) => ("open-data", pb::ExportFormat::Csv),
+        Some((stem, "json")) => (stem, pb::ExportFormat::Json),
+        _ => {
+            return Err(Problem::not_found(
+                "export inconnu : {indicateur}.csv, {indicateur}.json, open-data.zip ou open-data.json / unknown export",
+            ));
+        }
+    };
+    let mut client = exports(&state);
+    if stem == "open-data" {
+        let q = IndicatorQuery::parse(pairs, OPEN_DATA_PARAMS)?;
+        let r = client
+            .export_open_data(state.upstreams.request(
+                &headers,
+                pb::ExportOpenDataRequest {
+                    format: format as i32,
+                    from: q.from,
+                    to: q.to,
+                },
+            ))
+            .await?
+            .into_inner();
+        return download(r.export);
+    }
+    let q = IndicatorQuery::parse(pairs, INDICATOR_PARAMS)?;
+    let r = client
+        .export_indicator(state.upstreams.request(
+            &headers,
+            pb::ExportIndicatorRequest {
+                indicator_id: stem.to_owned(),
+                from: q.from,
+                to: q.to,
+                territory: q.territory,
+                group_by: q.group_by,
+                format: format as i32,
+            },
+        ))
+        .await?
+        .into_inner();
+    download(r.export)
+}
+
+/// The data dictionary, as JSON.
+async fn dictionary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let r = exports(&state)
+        .get_dictionary(
+            state
+                .upstreams
+                .request(&headers, pb::GetDictionaryRequest {}),
+        )
+        .await?
+        .into_inner();
+    let e = r.export.ok_or_else(empty_answer)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        e.content,
+    )
+        .into_response())
+}
+
+fn rebuild_json(r: pb::Rebuild) -> Value {
+    json!({
+        "rebuild_id": r.rebuild_id,
+        "state": r.state,
+        "events_applied": r.events_applied,
+        "started_at": r.started_at.as_ref().map(rfc3339),
+        "completed_at": r.completed_at.as_ref().map(rfc3339),
+    })
+}
+
+fn projections(state: &AppState) -> ProjectionServiceClient<Channel> {
+    ProjectionServiceClient::new(state.upstreams.statistics.clone())
+}
+
+/// `POST /statistics/rebuilds`: an operator rebuilds the figures from the
+/// streams; the current ones keep answering meanwhile (202, then poll).
+async fn start_rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let r = projections(&state)
+        .start_rebuild(
+            state
+                .upstreams
+                .request(&headers, pb::StartRebuildRequest {}),
+        )
+        .await?
+        .into_inner();
+    let rebuild = r.rebuild.ok_or_else(empty_answer)?;
+    Ok((StatusCode::ACCEPTED, Json(rebuild_json(rebuild))).into_response())
+}
+
+/// `GET /statistics/rebuilds/{id}`: its progress.
+async fn rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let r = projections(&state)
+        .get_rebuild(
+            state
+                .upstreams
+                .request(&headers, pb::GetRebuildRequest { rebuild_id: id }),
+        )
+        .await?
+        .into_inner();
+    Ok(Json(rebuild_json(r.rebuild.ok_or_else(empty_answer)?)))
 }
 
 /// A protobuf timestamp as RFC 3339.
@@ -130,4 +345,61 @@ pub fn rfc3339(t: &prost_types::Timestamp) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn group_by_comma_separated_or_repeated() {
+        let q = IndicatorQuery::parse(
+            pairs(&[
+                ("group_by", "year, departement"),
+                ("group_by", "domain"),
+                ("from", "2025-01"),
+            ]),
+            INDICATOR_PARAMS,
+        )
+        .expect("valid");
+        assert_eq!(q.group_by, ["year", "departement", "domain"]);
+        assert_eq!(q.from, "2025-01");
+    }
+
+    #[test]
+    fn unknown_or_repeated_parameters_are_named() {
+        let e = IndicatorQuery::parse(pairs(&[("colour", "red")]), INDICATOR_PARAMS)
+            .expect_err("unknown");
+        assert_eq!(e.errors[0].field, "query");
+        let e = IndicatorQuery::parse(
+            pairs(&[("to", "2025-01"), ("to", "2025-02")]),
+            INDICATOR_PARAMS,
+        )
+        .expect_err("twice");
+        assert_eq!(e.errors[0].field, "to");
+        let e = IndicatorQuery::parse(pairs(&[("territory", "27")]), OPEN_DATA_PARAMS)
+            .expect_err("not for open data");
+        assert_eq!(e.errors[0].field, "query");
+    }
+
+    #[test]
+    fn suppressed_cell_has_null_count() {
+        let c = cell(pb::Cell {
+            dimensions: [("year".to_owned(), "2025".to_owned())].into(),
+            count: None,
+            suppressed: true,
+            value: None,
+        });
+        assert_eq!(
+            c,
+            json!({ "year": "2025", "count": null, "value": null, "suppressed": true })
+        );
+        assert_eq!(safe_filename("a b\"/é.csv"), "a_b___.csv");
+    }
 }

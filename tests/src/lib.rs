@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod counting;
+pub mod events;
 pub mod nats;
 pub mod partners;
 pub mod ports;

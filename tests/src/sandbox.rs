@@ -69,9 +69,26 @@ impl Sandbox {
         Ok((sandbox, accounts))
     }
 
+    /// Starts a nats-server and the services with `configure` applied to
+    /// their configuration last (a lower disclosure threshold, say).
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Result<Self> {
+        let nats = NatsServer::start().await?;
+        let bus_url = nats.url();
+        Self::start_configured(nats, bus_url, backend, configure).await
+    }
+
     /// Starts the services against an already running nats-server, reached at
     /// `bus_url` (which may carry a user and password).
     pub async fn start_on_url(nats: NatsServer, bus_url: String, backend: Backend) -> Result<Self> {
+        Self::start_configured(nats, bus_url, backend, |_| {}).await
+    }
+
+    async fn start_configured(
+        nats: NatsServer,
+        bus_url: String,
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
         init_test_logs();
         let dir = tempfile::tempdir()?;
         let mut config = Config {
@@ -112,6 +129,7 @@ impl Sandbox {
         config.community.listen = community_addr.parse()?;
         config.community.endpoint = format!("http://{community_addr}");
         config.gateway.listen = gateway_addr.parse()?;
+        configure(&mut config);
         config.validate()?;
         let config = Arc::new(config);
         let shutdown = Shutdown::new();

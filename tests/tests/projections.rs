@@ -5,8 +5,10 @@ use anyhow::Result;
 use eva_platform::consumer::{self, Envelope, Outcome};
 use eva_platform::db::Db;
 use eva_proto::identity::v1::{StructureCreated, StructureKind, StructureUpdated};
-use eva_statistics::projection::Structures;
-use eva_statistics::store::{Count, MIGRATIONS, Store, StructureDim, StructureFilter};
+use eva_statistics::feed::Live;
+use eva_statistics::model::{Dim, Figure, Query};
+use eva_statistics::store::{MIGRATIONS, Store};
+use eva_statistics::structures::{self, StructuresFeed};
 use eva_tests::postgres::PgCluster;
 use prost_types::Timestamp;
 
@@ -27,7 +29,14 @@ fn envelope(event_type: &str, payload: Vec<u8>) -> Envelope {
 async fn out_of_order(db: Db) -> Result<()> {
     db.migrate(&MIGRATIONS).await?;
     let store = Store::new(db.clone());
-    let projection = Structures::new(store.clone());
+    let projection = Live(std::sync::Arc::new(StructuresFeed));
+    let query = |group_by: Vec<Dim>, to_month: &str| Query {
+        generation: 1,
+        from_month: "2000-01".into(),
+        to_month: to_month.into(),
+        territory: None,
+        group_by,
+    };
     let id = uuid::Uuid::now_v7().to_string();
     let created = StructureCreated {
         structure_id: id.clone(),
@@ -71,27 +80,16 @@ async fn out_of_order(db: Db) -> Result<()> {
         Outcome::Duplicate
     );
 
-    let by_commune = store
-        .count_structures(&[StructureDim::Commune], &StructureFilter::default())
-        .await?;
-    assert_eq!(
-        by_commune,
-        vec![Count {
-            keys: vec!["76540".into()],
-            count: 1
-        }]
-    );
-    // Registered at the creation's time, not the update's.
-    let before_update = StructureFilter {
-        to_us: Some(1_700_000_050_000_000),
-        ..Default::default()
-    };
-    assert_eq!(
-        store.count_structures(&[], &before_update).await?,
-        vec![Count {
-            keys: vec![],
-            count: 1
-        }]
+    let by_commune = structures::figures(&store, &query(vec![Dim::Commune], "2100-12")).await?;
+    assert_eq!(by_commune, vec![Figure::count(vec!["76540".into()], 1)]);
+    // Registered in the creation's month (November 2023), not the update's
+    // (which the creation's earlier time replaced).
+    let by_month = structures::figures(&store, &query(vec![Dim::Month], "2100-12")).await?;
+    assert_eq!(by_month, vec![Figure::count(vec!["2023-11".into()], 1)]);
+    assert!(
+        structures::figures(&store, &query(vec![], "2023-10"))
+            .await?
+            .is_empty()
     );
 
     // An undecodable event is kept as a dead letter, not retried forever.

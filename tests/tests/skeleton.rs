@@ -15,30 +15,33 @@ fn structure(name: &str, siret: &str, kind: &str, commune: &str) -> Value {
     json!({ "name": name, "siret": siret, "kind": kind, "commune_insee": commune, "epci": "200089456" })
 }
 
-/// Waits until the indicator's cells, grouped by structure type, equal `want`.
-async fn wait_counts(sb: &Sandbox, token: &str, want: &[(&str, i64)]) -> Result<Value> {
+/// Waits until the indicator's cells, grouped by structure type, equal
+/// `want` (`None`: the cell is there, its count hidden by the disclosure
+/// rule, as one structure of a kind is).
+async fn wait_counts(sb: &Sandbox, token: &str, want: &[(&str, Option<i64>)]) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = sb
             .http
-            .get(sb.url("/api/v1/statistics/indicators/structures?group_by=structure_type"))
+            .get(sb.url("/api/v1/statistics/indicators/structures?group_by=structure_kind"))
             .bearer_auth(token)
             .send()
             .await?;
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await?;
-        let got: Vec<(String, i64)> = body["cells"]
+        let got: Vec<(String, Option<i64>)> = body["cells"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|c| {
+                assert_eq!(c["suppressed"], c["count"].is_null(), "{c}");
                 (
-                    c["structure_type"].as_str().unwrap_or_default().to_owned(),
-                    c["count"].as_i64().unwrap_or(-1),
+                    c["structure_kind"].as_str().unwrap_or_default().to_owned(),
+                    c["count"].as_i64(),
                 )
             })
             .collect();
-        let want_owned: Vec<(String, i64)> =
+        let want_owned: Vec<(String, Option<i64>)> =
             want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         if got == want_owned {
             return Ok(body);
@@ -50,8 +53,31 @@ async fn wait_counts(sb: &Sandbox, token: &str, want: &[(&str, i64)]) -> Result<
     }
 }
 
+/// The total of the `structures` indicator, once it is `want`.
+async fn wait_total(sb: &Sandbox, token: &str, want: i64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body: Value = sb
+            .http
+            .get(sb.url("/api/v1/statistics/indicators/structures"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if body["cells"][0]["count"] == want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("total {body}, expected {want}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn skeleton(backend: Backend) -> Result<()> {
-    let sb = Sandbox::start(backend).await?;
+    // Two structures make a publishable total; one of a kind stays hidden.
+    let sb = Sandbox::start_with(backend, |c| c.statistics.disclosure_threshold = 2).await?;
     let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
     let analyst = sb.token("analyst-1", vec![Role::Analyst], vec![]).await?;
 
@@ -96,7 +122,8 @@ async fn skeleton(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(r.status(), 201);
 
-    let body = wait_counts(&sb, &analyst, &[("aci", 1), ("ccas", 1)]).await?;
+    let body = wait_counts(&sb, &analyst, &[("aci", None), ("ccas", None)]).await?;
+    wait_total(&sb, &analyst, 2).await?;
     assert_eq!(body["indicator"]["id"], "structures");
     assert!(body["rule"]["method"].as_str().is_some());
 
@@ -158,7 +185,7 @@ async fn skeleton(backend: Backend) -> Result<()> {
         if cells.len() == 2
             && cells
                 .iter()
-                .any(|c| c["departement"] == "76" && c["count"] == 1)
+                .any(|c| c["departement"] == "76" && c["suppressed"] == true)
         {
             break;
         }
@@ -175,7 +202,8 @@ async fn skeleton(backend: Backend) -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 409);
-    wait_counts(&sb, &analyst, &[("aci", 1), ("ccas", 1)]).await?;
+    wait_counts(&sb, &analyst, &[("aci", None), ("ccas", None)]).await?;
+    wait_total(&sb, &analyst, 2).await?;
 
     sb.stop().await
 }

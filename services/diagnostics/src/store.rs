@@ -375,6 +375,21 @@ impl Store {
         Ok(())
     }
 
+    /// The person's statistics pseudonym if they have one already (never
+    /// creates it: a person who never shared a diagnostic has nothing in
+    /// statistics to exclude).
+    pub async fn existing_pseudonym_in(
+        tx: &mut Tx,
+        person_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        Ok(on_backend!(tx.conn(), c => sqlx::query_scalar::<_, String>(
+            "SELECT pseudonym FROM statistics_pseudonyms WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&mut *c)
+        .await)?)
+    }
+
     /// The person's statistics pseudonym, created (random) the first time.
     pub async fn pseudonym_in(tx: &mut Tx, person_id: &str) -> Result<String, DbError> {
         let existing: Option<(String,)> = on_backend!(tx.conn(), c => sqlx::query_as(

@@ -417,7 +417,8 @@ async fn dead_letter(
     tx.commit().await
 }
 
-fn envelope(msg: &Message) -> Result<Envelope, &'static str> {
+/// The envelope of a JetStream message: its CloudEvents headers and body.
+pub fn envelope(msg: &Message) -> Result<Envelope, &'static str> {
     let headers = msg.headers.as_ref().ok_or("no headers")?;
     let ce = CloudEvent::from_headers(headers).ok_or("missing ce-* headers")?;
     let id = Uuid::parse_str(&ce.id).map_err(|_| "ce-id is not a UUID")?;

@@ -51,6 +51,7 @@ pub struct Indicator {
     pub open_data: bool,
 }
 
+#[cfg(test)]
 const PERIODS: [Dim; 3] = [Dim::Month, Dim::Quarter, Dim::Year];
 const ALL_LEVELS: &[TerritoryLevel] = &[
     TerritoryLevel::Commune,

@@ -7,7 +7,7 @@
 //! each indicator; [`disclosure`] suppresses small cells before anything
 //! leaves; [`api`] and [`export`] answer.
 
-mod api;
+pub mod api;
 pub mod catalogue;
 pub mod community;
 pub mod diagnostics;
@@ -29,7 +29,9 @@ use eva_platform::db::DbError;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
 use eva_platform::{Config, Shutdown};
+use eva_proto::statistics::v1::export_service_server::ExportServiceServer;
 use eva_proto::statistics::v1::indicator_service_server::IndicatorServiceServer;
+use eva_proto::statistics::v1::projection_service_server::ProjectionServiceServer;
 use tokio::net::TcpListener;
 
 use crate::feed::{Feed, Live};
@@ -73,12 +75,31 @@ pub async fn run(
     for feed in &feeds {
         ctx.spawn_consumer(feed.subscription(), Live(feed.clone()));
     }
+    let rebuilds =
+        rebuild::Rebuilds::new(store.clone(), ctx.bus.clone(), feeds, ctx.shutdown.clone());
+    rebuilds.recover().await.map_err(|e| StartError::Other {
+        service: SERVICE,
+        reason: e.to_string(),
+    })?;
     let rule = disclosure::Rule {
         threshold: config.statistics.disclosure_threshold,
     };
+    // A person's export lists what statistics holds under their pseudonym.
+    let pseudonyms = people::Pseudonyms::load(&store)
+        .await
+        .map_err(|e| StartError::Other {
+            service: SERVICE,
+            reason: e.to_string(),
+        })?;
+    let person_data = person_data::server(store.clone(), pseudonyms);
     let server = GrpcServer::new(SERVICE)
-        .add_service(IndicatorServiceServer::new(api::Api { store, rule }))
-        .add_service(person_data::server())
+        .add_service(IndicatorServiceServer::new(api::Api {
+            store: store.clone(),
+            rule,
+        }))
+        .add_service(ExportServiceServer::new(api::Api { store, rule }))
+        .add_service(ProjectionServiceServer::new(rebuilds))
+        .add_service(person_data)
         .auth(ctx.verifier()?);
     ctx.serve(server, listener).await
 }

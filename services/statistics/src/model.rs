@@ -118,7 +118,7 @@ pub fn period_key(dim: Dim, month: &str) -> String {
         Dim::Year => month.get(..4).unwrap_or(month).to_owned(),
         Dim::Quarter => {
             let m: u32 = month.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-            format!("{}-T{}", month.get(..4).unwrap_or(month), (m + 2) / 3)
+            format!("{}-T{}", month.get(..4).unwrap_or(month), m.div_ceil(3))
         }
         _ => month.to_owned(),
     }

@@ -16,6 +16,9 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES,
 };
 
+/// Tables of this module holding a generation's rows.
+pub const TABLES: &[&str] = &["exclusions"];
+
 #[derive(Clone)]
 pub struct Store {
     db: Db,

@@ -15,6 +15,9 @@ use crate::feed::{Feed, enum_code, micros};
 use crate::model::{Dim, Figure, Query, TerritoryLevel, cell_keys, month_of_us};
 use crate::store::{Store, departement_of};
 
+/// Tables of this source holding a generation's rows.
+pub const TABLES: &[&str] = &["structures"];
+
 /// A structure: type and territory.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StructureRow {

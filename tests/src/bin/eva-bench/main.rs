@@ -32,6 +32,11 @@
 //!    `search::run` as `SearchService.Search` calls it, over 100,000 posts
 //!    indexed through `search::index`, against a `SELECT 1` and a
 //!    primary-key lookup on the same database.
+//! 9. Statistics (`statistics.rs`): 1,000,000 diagnostic events ingested by
+//!    the statistics service's `DiagnosticsFeed` through `consumer::run`,
+//!    against a raw JetStream consumer acking the same stream; dashboard
+//!    query latency over that data against a `SELECT 1`; a full rebuild,
+//!    with the figures checked identical before and after.
 //!
 //! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
@@ -65,6 +70,7 @@ use tokio::time::MissedTickBehavior;
 
 mod community;
 mod referrals;
+mod statistics;
 
 /// Pool size of a service's database (the configuration's default).
 const POOL: u32 = 8;
@@ -77,8 +83,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 #[command(
     name = "eva-bench",
     about = "EVA's performance figures (outbox relay, event latency, tokens, consent, diagnostic \
-             reads, referrals to a partner, community search), each against a baseline measured \
-             in the same run"
+             reads, referrals to a partner, community search, statistics ingestion and queries), \
+             each against a baseline measured in the same run"
 )]
 struct Args {
     /// Messages in the throughput comparison.
@@ -144,6 +150,13 @@ struct Args {
     /// Search queries timed per caller (and as many `SELECT 1` and key lookups).
     #[arg(long, default_value_t = 1_000)]
     community_queries: usize,
+    /// Diagnostic events published, then ingested by statistics (80 % shared,
+    /// 20 % superseded).
+    #[arg(long, default_value_t = 1_000_000)]
+    statistics_events: usize,
+    /// Rounds of the dashboard query mix timed (and as many `SELECT 1` per query).
+    #[arg(long, default_value_t = 200)]
+    statistics_rounds: usize,
 }
 
 /// A part of the bench.
@@ -165,6 +178,9 @@ enum Section {
     Referrals,
     /// Community French full-text search latency vs `SELECT 1` and a key lookup.
     Community,
+    /// Statistics: diagnostic events ingested vs raw JetStream consumption,
+    /// dashboard queries vs `SELECT 1`, rebuild.
+    Statistics,
 }
 
 impl Args {
@@ -202,6 +218,8 @@ fn main() -> Result<()> {
         args.referral_people,
         args.community_posts,
         args.community_queries,
+        args.statistics_events,
+        args.statistics_rounds,
     ]
     .contains(&0)
         || args.rate == 0
@@ -214,8 +232,8 @@ fn main() -> Result<()> {
         bail!(
             "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
              --checks, --withdrawals, --diagnostic-seconds, --diagnostic-clients, \
-             --referral-seconds, --referral-clients, --referral-people, --community-posts \
-             and --community-queries must be at least 1"
+             --referral-seconds, --referral-clients, --referral-people, --community-posts, \
+             --community-queries, --statistics-events and --statistics-rounds must be at least 1"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -242,6 +260,7 @@ async fn run(args: Args) -> Result<()> {
         Section::Consent,
         Section::Withdrawal,
         Section::Community,
+        Section::Statistics,
     ]
     .into_iter()
     .any(|s| args.wants(s));
@@ -317,6 +336,15 @@ async fn run(args: Args) -> Result<()> {
         );
         let c = community::community(&dbs, &args, &mut problems).await?;
         summary.push(Box::new(move || community::print_community(&c)));
+    }
+    if args.wants(Section::Statistics) {
+        println!(
+            "\n[statistics] {} diagnostic events: publish, raw JetStream consumption vs \
+             DiagnosticsFeed ingestion, {} rounds of dashboard queries, rebuild",
+            args.statistics_events, args.statistics_rounds
+        );
+        let s = statistics::statistics(&dbs, &args, &mut problems).await?;
+        summary.push(Box::new(move || statistics::print_statistics(&s)));
     }
 
     println!(
