@@ -1,7 +1,8 @@
 //! Statistics from real events through NATS: a small data set published on
 //! the streams with chosen dates, figures checked against a hand
 //! computation; objections; every event replayed once more changes
-//! nothing; a rebuild from the streams gives the same figures.
+//! nothing; a rebuild from the streams gives the same figures; a person's
+//! objection made through the gateway removes their diagnostics.
 
 use std::time::Duration;
 
@@ -12,10 +13,10 @@ use eva_proto::community::v1 as community;
 use eva_proto::diagnostics::v1 as diagnostics;
 use eva_proto::identity::v1 as identity;
 use eva_proto::referrals::v1 as referrals;
-use eva_tests::api::{get, post, siret, structure};
+use eva_tests::api::{get, patch, person, person_token, post, send, siret, structure, until};
 use eva_tests::events::{EventPublisher, at};
 use eva_tests::sandbox::{Backend, Sandbox};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -162,7 +163,10 @@ async fn cells(sb: &Sandbox, token: &str, query: &str) -> Result<Vec<Value>> {
     if s != StatusCode::OK {
         bail!("{query}: {s} {v}");
     }
-    assert_eq!(v["rule"]["threshold"], THRESHOLD, "{query}: rule stated");
+    assert!(
+        v["rule"]["threshold"].is_i64() && v["rule"]["method"].is_string(),
+        "{query}: rule stated: {v}"
+    );
     let mut cells = v["cells"].as_array().context("cells")?.clone();
     cells.sort_by_key(|c| c.to_string());
     Ok(cells)
@@ -494,6 +498,8 @@ async fn story(backend: Backend) -> Result<()> {
     }
 
     // --- Figures computed by hand ---
+    let (_, v) = get(&sb, "/api/v1/statistics/indicators/structures", &analyst).await?;
+    assert_eq!(v["rule"]["threshold"], THRESHOLD, "{v}");
     let c = until_cells(&sb, &analyst, QUERIES[0], |c| {
         has(c, &[("month", "2025-03")])
     })
@@ -842,4 +848,81 @@ async fn figures_from_events_sqlite() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn figures_from_events_postgres() -> Result<()> {
     story(Backend::Postgres).await
+}
+
+/// Records and shares a diagnostic through the gateway, as a counselor does.
+async fn shared_diagnostic(
+    sb: &Sandbox,
+    counselor: &str,
+    structure_id: &str,
+    person_id: &str,
+) -> Result<()> {
+    let d = until(
+        sb,
+        Method::POST,
+        &format!("/api/v1/people/{person_id}/diagnostics"),
+        counselor,
+        Some(serde_json::json!({ "structure_id": structure_id })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    let id = d["id"].as_str().context("diagnostic id")?.to_owned();
+    let (s, v) = patch(
+        sb,
+        &format!("/api/v1/diagnostics/{id}"),
+        counselor,
+        serde_json::json!({ "ratings": [{ "item_id": "mobilite.permis", "level": "frein" }] }),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/diagnostics/{id}/share"),
+        counselor,
+        serde_json::json!({}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    Ok(())
+}
+
+/// A person's objection travels identity → diagnostics → statistics: their
+/// diagnostics stop counting, and count again once it is lifted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_objection_removes_a_persons_diagnostics_from_the_figures() -> Result<()> {
+    let sb =
+        Sandbox::start_with(Backend::Sqlite, |c| c.statistics.disclosure_threshold = 2).await?;
+    let operator = sb.token("op", vec![Role::Operator], vec![]).await?;
+    let analyst = sb.token("analyst", vec![Role::Analyst], vec![]).await?;
+    let a = structure(&sb, &operator, "Asso A", &siret(11), "association").await?;
+    let counselor = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let ana = person(&sb, &counselor, &a, "Ana", "Zabalveytia").await?;
+    let bruno = person(&sb, &counselor, &a, "Bruno", "Lefèvre").await?;
+    shared_diagnostic(&sb, &counselor, &a, &ana).await?;
+    shared_diagnostic(&sb, &counselor, &a, &bruno).await?;
+    let total = |want: Option<i64>| {
+        let (sb, analyst) = (&sb, analyst.clone());
+        async move {
+            until_cells(sb, &analyst, "diagnostics_shared", |c| {
+                c.len() == 1 && c[0]["count"].as_i64() == want
+            })
+            .await
+        }
+    };
+    total(Some(2)).await?;
+    let path = format!("/api/v1/people/{ana}/statistics-objection");
+    let me = person_token(&sb, &ana).await?;
+    let objected = serde_json::json!({ "objected": true });
+    let (s, v) = send(&sb, Method::PUT, &path, &me, Some(&objected)).await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // One diagnostic left: under the threshold of 2, hidden.
+    let c = total(None).await?;
+    assert_eq!(c[0]["suppressed"], true);
+    let lifted = serde_json::json!({ "objected": false });
+    let (s, v) = send(&sb, Method::PUT, &path, &me, Some(&lifted)).await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    total(Some(2)).await?;
+    sb.stop().await
 }

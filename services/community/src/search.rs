@@ -614,27 +614,19 @@ impl SearchService for SearchApi {
         let r = req.get_ref();
         let mut page = Page::parse(r.page_size, &r.page_token)?;
         page.size = page.size.min(MAX_PAGE_SIZE);
-        let offset = match &page.after {
-            None => 0,
-            Some(k) => k.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                invalid_field("page_token", "jeton de page invalide / invalid page token")
-            })?,
-        };
+        let offset = page.offset().map_err(|_| {
+            invalid_field("page_token", "jeton de page invalide / invalid page token")
+        })?;
         let query = Query::parse(r, caller)?;
         let mut h = self.db.acquire().await.map_err(internal)?;
         let hits = run(h.conn(), &query, offset, page.fetch_limit())
             .await
             .map_err(internal)?;
-        let numbered: Vec<(i64, Hit)> = hits
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| (offset + i as i64 + 1, h))
-            .collect();
-        let (rows, next_page_token) = page.finish(numbered, |(n, _)| n.to_string());
+        let (rows, next_page_token) = page.finish_at(hits, offset);
         Ok(Response::new(SearchResponse {
             hits: rows
                 .into_iter()
-                .map(|(_, h)| SearchHit {
+                .map(|h| SearchHit {
                     content: Some(ContentRef {
                         kind: h.kind as i32,
                         content_id: h.content_id,

@@ -78,6 +78,35 @@ impl Page {
             (rows, String::new())
         }
     }
+
+    /// For lists paged by position: the number of rows to skip, carried by
+    /// the token (0 without one). A token that is not a non-negative integer
+    /// is refused.
+    pub fn offset(&self) -> Result<i64, PageError> {
+        match &self.after {
+            None => Ok(0),
+            Some(k) => k
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or(PageError::Token),
+        }
+    }
+
+    /// [`Page::finish`] for lists paged by position: `rows` were fetched
+    /// from `offset`; the next token is the offset after the rows returned.
+    pub fn finish_at<T>(&self, mut rows: Vec<T>, offset: i64) -> (Vec<T>, String) {
+        if rows.len() <= self.size as usize {
+            return (rows, String::new());
+        }
+        rows.truncate(self.size as usize);
+        let next = if rows.is_empty() {
+            String::new()
+        } else {
+            token(&offset.saturating_add(rows.len() as i64).to_string())
+        };
+        (rows, next)
+    }
 }
 
 fn token(key: &str) -> String {
@@ -98,6 +127,56 @@ mod tests {
         let (rows, next) = p2.finish(vec!["c"], |s| s.to_string());
         assert_eq!(rows, vec!["c"]);
         assert!(next.is_empty());
+    }
+
+    #[test]
+    fn offsets_round_trip() {
+        let p = Page::parse(2, "").unwrap();
+        assert_eq!(p.offset(), Ok(0));
+        let (rows, next) = p.finish_at(vec!["a", "b", "c"], p.offset().unwrap());
+        assert_eq!(rows, vec!["a", "b"]);
+        let p2 = Page::parse(2, &next).unwrap();
+        assert_eq!(p2.after.as_deref(), Some("2"));
+        assert_eq!(p2.offset(), Ok(2));
+        let (rows, next) = p2.finish_at(vec!["c", "d", "e"], 2);
+        assert_eq!(rows, vec!["c", "d"]);
+        assert_eq!(Page::parse(2, &next).unwrap().offset(), Ok(4));
+        // The last page: no extra row, no token.
+        let (rows, next) = p2.finish_at(vec!["e", "f"], 4);
+        assert_eq!(rows, vec!["e", "f"]);
+        assert!(next.is_empty());
+        let (rows, next) = p2.finish_at(Vec::<&str>::new(), 6);
+        assert!(rows.is_empty());
+        assert!(next.is_empty());
+    }
+
+    #[test]
+    fn offset_tokens_match_key_tokens() {
+        // Same tokens as numbering rows from the offset and keying on the last.
+        let p = Page::parse(3, "").unwrap();
+        let rows = vec!["a", "b", "c", "d"];
+        let numbered: Vec<(i64, &str)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (10 + i as i64 + 1, *r))
+            .collect();
+        let (_, by_key) = p.finish(numbered, |(n, _)| n.to_string());
+        let (_, by_offset) = p.finish_at(rows, 10);
+        assert_eq!(by_key, by_offset);
+    }
+
+    #[test]
+    fn bad_offsets_are_bad_tokens() {
+        for key in ["-1", "x", "1.5", "", "99999999999999999999"] {
+            let p = Page {
+                size: 10,
+                after: Some(key.to_owned()),
+            };
+            assert_eq!(p.offset(), Err(PageError::Token), "{key:?}");
+        }
+        let p = Page::parse(10, &token("k")).unwrap();
+        assert_eq!(p.offset(), Err(PageError::Token));
+        assert_eq!(p.offset().unwrap_err().field(), "page_token");
     }
 
     #[test]

@@ -3,18 +3,16 @@
 //! answers arriving before their question, events in reverse order giving
 //! the same figures, invalid check-ins refused.
 
+mod common;
+
+use common::{R, open, ts};
 use eva_platform::consumer::{ApplyError, Envelope};
-use eva_platform::db::Db;
 use eva_proto::community::v1::{AnswerPosted, Checkin, CheckinSubmitted, QuestionAsked};
 use eva_statistics::catalogue::IndicatorId;
 use eva_statistics::community::{self, CommunityFeed};
-use eva_statistics::feed::Feed;
 use eva_statistics::model::{Dim, Figure, Query, Territory, TerritoryLevel};
-use eva_statistics::store::{MIGRATIONS, Store};
-use eva_tests::postgres::PgCluster;
+use eva_statistics::store::Store;
 use eva_tests::sandbox::Backend;
-
-type R<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const HOUR_US: i64 = 3_600_000_000;
 
@@ -25,26 +23,8 @@ fn at(day: &str, hours: f64) -> i64 {
     d.midnight().assume_utc().unix_timestamp() * 1_000_000 + (hours * HOUR_US as f64) as i64
 }
 
-fn ts(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
 fn ev(subject: &str, time_us: i64, msg: &impl prost::Message) -> Envelope {
-    Envelope {
-        id: uuid::Uuid::now_v7(),
-        nats_subject: subject.to_owned(),
-        event_type: subject.to_owned(),
-        source: "/eva/community".to_owned(),
-        aggregate_id: None,
-        time: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1_000)
-            .expect("time"),
-        payload: msg.encode_to_vec().into(),
-        stream_sequence: 0,
-        delivered: 1,
-    }
+    common::envelope("/eva/community", subject, common::time_of(time_us), msg)
 }
 
 fn qid(n: u32) -> String {
@@ -146,38 +126,8 @@ fn events() -> Vec<Envelope> {
     ]
 }
 
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgCluster>,
-}
-
-async fn open(backend: Backend) -> R<Fixture> {
-    let dir = tempfile::tempdir()?;
-    let (url, pg) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/statistics.db", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres => {
-            let pg = PgCluster::start().await?;
-            (pg.create_database("statistics").await?, Some(pg))
-        }
-    };
-    let db = Db::connect(&url, 4).await?;
-    db.migrate(&MIGRATIONS).await?;
-    Ok(Fixture {
-        store: Store::new(db),
-        _dir: dir,
-        _pg: pg,
-    })
-}
-
 async fn apply(store: &Store, gens: &[i64], events: &[Envelope]) -> Result<(), ApplyError> {
-    let mut tx = store.db().begin().await?;
-    CommunityFeed.apply(&mut tx, gens, events).await?;
-    tx.commit().await?;
-    Ok(())
+    common::apply(store, &CommunityFeed, gens, events).await
 }
 
 fn query(generation: i64, group_by: &[Dim], territory: Option<&str>) -> Query {

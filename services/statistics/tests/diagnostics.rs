@@ -5,8 +5,10 @@
 //! giving the same figures, a person's objection taking their diagnostics
 //! away and lifting it bringing them back, invalid events refused.
 
+mod common;
+
+use common::{R, open};
 use eva_platform::consumer::{ApplyError, Envelope};
-use eva_platform::db::Db;
 use eva_proto::diagnostics::v1::Level as Rating;
 use eva_proto::diagnostics::v1::{
     DiagnosticShared, DiagnosticSuperseded, ItemEvolution, ItemLevel, ItemLevelChange, Level,
@@ -18,54 +20,18 @@ use eva_statistics::catalogue::IndicatorId;
 use eva_statistics::diagnostics::{self, DiagnosticsFeed};
 use eva_statistics::feed::Feed;
 use eva_statistics::model::{Dim, Figure, Query, Territory, TerritoryLevel};
-use eva_statistics::store::{MIGRATIONS, Store};
-use eva_tests::postgres::PgCluster;
+use eva_statistics::store::Store;
 use eva_tests::sandbox::Backend;
 use prost::Message as _;
 use time::OffsetDateTime;
-use uuid::Uuid;
-
-type R<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgCluster>,
-}
-
-async fn open(backend: Backend) -> R<Fixture> {
-    let dir = tempfile::tempdir()?;
-    let (url, pg) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/statistics.db", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres => {
-            let pg = PgCluster::start().await?;
-            (pg.create_database("statistics").await?, Some(pg))
-        }
-    };
-    let db = Db::connect(&url, 4).await?;
-    db.migrate(&MIGRATIONS).await?;
-    Ok(Fixture {
-        store: Store::new(db),
-        _dir: dir,
-        _pg: pg,
-    })
-}
 
 fn envelope(subject: &str, message: &impl prost::Message) -> Envelope {
-    Envelope {
-        id: Uuid::now_v7(),
-        nats_subject: subject.into(),
-        event_type: subject.into(),
-        source: "/eva/diagnostics".into(),
-        aggregate_id: None,
-        time: OffsetDateTime::now_utc(),
-        payload: message.encode_to_vec().into(),
-        stream_sequence: 0,
-        delivered: 1,
-    }
+    common::envelope(
+        "/eva/diagnostics",
+        subject,
+        OffsetDateTime::now_utc(),
+        message,
+    )
 }
 
 fn context_a() -> RecordingContext {
@@ -223,10 +189,7 @@ fn scenario() -> Vec<Envelope> {
 }
 
 async fn apply(store: &Store, gens: &[i64], events: &[Envelope]) -> Result<(), ApplyError> {
-    let mut tx = store.db().begin().await?;
-    DiagnosticsFeed.apply(&mut tx, gens, events).await?;
-    tx.commit().await?;
-    Ok(())
+    common::apply(store, &DiagnosticsFeed, gens, events).await
 }
 
 fn query(generation: i64, group_by: &[Dim]) -> Query {

@@ -3,8 +3,10 @@
 //! twice, objection and its lifting, erasure, and events in shuffled order
 //! (as a rebuild reads streams) giving the same figures.
 
+mod common;
+
+use common::{R, ts};
 use eva_platform::consumer::Envelope;
-use eva_platform::db::Db;
 use eva_platform::on_backend;
 use eva_proto::identity::v1::{
     AccompanimentEnded, AccompanimentStarted, PersonErased, StatisticsObjectionChanged,
@@ -18,15 +20,12 @@ use eva_statistics::feed::Feed;
 use eva_statistics::model::{Dim, Figure, Query, Territory, TerritoryLevel};
 use eva_statistics::people::{self, PeopleFeed, Pseudonyms};
 use eva_statistics::referrals::ReferralsFeed;
-use eva_statistics::store::{MIGRATIONS, Store};
+use eva_statistics::store::Store;
 use eva_statistics::structures::StructuresFeed;
-use eva_tests::postgres::PgCluster;
 use eva_tests::sandbox::Backend;
 use prost::Message;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-
-type R<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 // Structures: an ACI in Évreux, an association in Vernon (both Eure, 27),
 // a partner in Rouen (Seine-Maritime, 76). `X` is never registered.
@@ -53,13 +52,6 @@ fn at(day: &str, days: f64) -> i64 {
     midnight + (days * DAY_US as f64).round() as i64
 }
 
-fn ts(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Structures,
@@ -76,18 +68,7 @@ struct Ev {
 fn ev(source: Source, subject: &str, time_us: i64, msg: &impl prost::Message) -> Ev {
     Ev {
         source,
-        envelope: Envelope {
-            id: uuid::Uuid::now_v7(),
-            nats_subject: subject.to_owned(),
-            event_type: subject.to_owned(),
-            source: "/eva/test".to_owned(),
-            aggregate_id: None,
-            time: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1_000)
-                .expect("time"),
-            payload: msg.encode_to_vec().into(),
-            stream_sequence: 0,
-            delivered: 1,
-        },
+        envelope: common::envelope("/eva/test", subject, common::time_of(time_us), msg),
     }
 }
 
@@ -411,30 +392,18 @@ fn dataset() -> Vec<Ev> {
     out
 }
 
+/// The shared database fixture and the feeds of these sources.
 struct Fixture {
     store: Store,
     structures: StructuresFeed,
     people: PeopleFeed,
     referrals: ReferralsFeed,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgCluster>,
+    _db: common::Fixture,
 }
 
 async fn open(backend: Backend) -> R<Fixture> {
-    let dir = tempfile::tempdir()?;
-    let (url, pg) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/statistics.db", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres => {
-            let pg = PgCluster::start().await?;
-            (pg.create_database("statistics").await?, Some(pg))
-        }
-    };
-    let db = Db::connect(&url, 4).await?;
-    db.migrate(&MIGRATIONS).await?;
-    let store = Store::new(db);
+    let db = common::open(backend).await?;
+    let store = db.store.clone();
     let pseudonyms = Pseudonyms::load(&store).await?;
     Ok(Fixture {
         structures: StructuresFeed,
@@ -443,8 +412,7 @@ async fn open(backend: Backend) -> R<Fixture> {
         },
         referrals: ReferralsFeed { pseudonyms },
         store,
-        _dir: dir,
-        _pg: pg,
+        _db: db,
     })
 }
 
@@ -468,12 +436,9 @@ impl Fixture {
                 j += 1;
             }
             let batch: Vec<Envelope> = events[i..j].iter().map(|e| e.envelope.clone()).collect();
-            let mut tx = self.store.db().begin().await?;
-            self.feed(source)
-                .apply(&mut tx, gens, &batch)
+            common::apply(&self.store, self.feed(source), gens, &batch)
                 .await
                 .map_err(|e| format!("{e}"))?;
-            tx.commit().await?;
             i = j;
         }
         Ok(())

@@ -692,12 +692,9 @@ impl QuestionService for ContentApi {
         let caller = require_role(&req, MEMBERS)?.clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let offset: i64 = match &page.after {
-            Some(a) => a.parse().map_err(|_| {
-                invalid_field("page_token", "jeton de page invalide / invalid page token")
-            })?,
-            None => 0,
-        };
+        let offset = page.offset().map_err(|_| {
+            invalid_field("page_token", "jeton de page invalide / invalid page token")
+        })?;
         let seen = self.seen_question(&caller, &r.question_id).await?;
         let hidden = if seen.moderator {
             ""
@@ -718,14 +715,9 @@ impl QuestionService for ContentApi {
             .fetch_all(&mut *c)
             .await)
         .map_err(internal)?;
-        let numbered: Vec<(i64, AnswerRow)> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| (offset + i as i64 + 1, a))
-            .collect();
-        let (rows, next) = page.finish(numbered, |(n, _)| n.to_string());
+        let (rows, next) = page.finish_at(rows, offset);
         Ok(Response::new(pb::ListAnswersResponse {
-            answers: rows.iter().map(|(_, a)| answer_proto(a)).collect(),
+            answers: rows.iter().map(answer_proto).collect(),
             next_page_token: next,
         }))
     }

@@ -346,12 +346,9 @@ impl SolutionService for ContentApi {
         let caller = require_role(&req, MEMBERS)?.clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let offset: i64 = match &page.after {
-            Some(a) => a.parse().map_err(|_| {
-                invalid_field("page_token", "jeton de page invalide / invalid page token")
-            })?,
-            None => 0,
-        };
+        let offset = page.offset().map_err(|_| {
+            invalid_field("page_token", "jeton de page invalide / invalid page token")
+        })?;
         let mut binds: Vec<String> = vec![caller.user_id.clone()];
         let mut clauses = vec![format!("(s.status = 'published' OR {})", MODERATED_BY_1)];
         let mut any_of = |binds: &mut Vec<String>, column: &str, values: &[String]| {
@@ -395,14 +392,9 @@ impl SolutionService for ContentApi {
             q.fetch_all(&mut *c).await
         })
         .map_err(internal)?;
-        let numbered: Vec<(i64, SolutionRow)> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (offset + i as i64 + 1, s))
-            .collect();
-        let (rows, next) = page.finish(numbered, |(n, _)| n.to_string());
+        let (rows, next) = page.finish_at(rows, offset);
         Ok(Response::new(pb::ListSolutionsResponse {
-            solutions: rows.iter().map(|(_, s)| to_proto(s)).collect(),
+            solutions: rows.iter().map(to_proto).collect(),
             next_page_token: next,
         }))
     }

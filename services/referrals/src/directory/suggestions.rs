@@ -120,12 +120,9 @@ pub(super) async fn suggest(
     let r = req.into_inner();
     check_id("diagnostic_id", &r.diagnostic_id)?;
     let page = Page::parse(r.page_size, &r.page_token)?;
-    let offset: usize = match &page.after {
-        Some(k) => k.parse().map_err(|_| {
-            invalid_field("page_token", "jeton de page inconnu / unknown page token")
-        })?,
-        None => 0,
-    };
+    let offset = page
+        .offset()
+        .map_err(|_| invalid_field("page_token", "jeton de page inconnu / unknown page token"))?;
     let territory = match parse_territory(&r.territory)? {
         Some(t) => Some(t),
         None => api.home_territory(&caller.structures).await?,
@@ -236,16 +233,15 @@ pub(super) async fn suggest(
                 id(&a.3).cmp(&id(&b.3))
             })
     });
-    let rows: Vec<(usize, pb::ServiceSuggestion)> = ranked
+    let rows: Vec<pb::ServiceSuggestion> = ranked
         .into_iter()
         .map(|r| r.3)
-        .enumerate()
-        .skip(offset)
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         .take(page.fetch_limit() as usize)
         .collect();
-    let (rows, next_page_token) = page.finish(rows, |(i, _)| (i + 1).to_string());
+    let (suggestions, next_page_token) = page.finish_at(rows, offset);
     Ok(Response::new(pb::SuggestServicesResponse {
-        suggestions: rows.into_iter().map(|(_, s)| s).collect(),
+        suggestions,
         next_page_token,
     }))
 }
