@@ -22,7 +22,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::bus::{Bus, BusError, CloudEvent, StreamSpec};
-use crate::db::{Db, DbError, Tx, now_us};
+use crate::db::{Db, DbError, Params, Tx, now_us};
 use crate::on_backend;
 use crate::shutdown::Shutdown;
 
@@ -101,6 +101,8 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Most events applied in one transaction.
 pub const BATCH: usize = 256;
+/// Messages asked of the server per pull request.
+const PULL: usize = 4 * BATCH;
 
 /// Which events a consumer reads, under which durable name.
 #[derive(Debug, Clone)]
@@ -148,7 +150,13 @@ pub async fn run<P: Projection>(
     loop {
         let messages = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            m = consumer.messages() => match m {
+            // Pull ahead: while one batch is applied, the next ones are
+            // already on their way and buffered by the client.
+            m = consumer
+                .stream()
+                .max_messages_per_batch(PULL)
+                .heartbeat(Duration::from_secs(15))
+                .messages() => match m {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(consumer = %sub.durable, error = %e, "consumer stream failed; retrying");
@@ -203,7 +211,7 @@ async fn ensure(
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: sub.ack_wait,
                 max_deliver: sub.max_deliver,
-                max_ack_pending: 1_000,
+                max_ack_pending: 4 * PULL as i64,
                 ..Default::default()
             },
         )
@@ -242,10 +250,11 @@ async fn handle_batch<P: Projection>(
     };
     match applied {
         Ok(fresh) => {
-            for msg in &batch {
-                if let Err(e) = msg.ack().await {
-                    tracing::debug!(consumer, error = %e, "ack not sent");
-                }
+            // Acks go out together; one not sent only means a redelivery
+            // that the inbox absorbs.
+            let acks = futures::future::join_all(batch.iter().map(|m| m.ack())).await;
+            if let Some(Err(e)) = acks.into_iter().find(Result::is_err) {
+                tracing::debug!(consumer, error = %e, "ack not sent");
             }
             let duplicates = (batch.len() - fresh) as u64;
             metrics::counter!("eva_consumer_events_total", "consumer" => consumer.to_owned(), "outcome" => "applied").increment(fresh as u64);
@@ -269,23 +278,35 @@ async fn try_apply_batch<P: Projection>(
     envelopes: &[Envelope],
 ) -> Result<usize, ApplyError> {
     let mut tx = db.begin().await?;
-    let mut fresh = Vec::with_capacity(envelopes.len());
+    // One statement records the whole batch and says which events are new
+    // (an event delivered twice in one batch is recorded once).
+    let mut unique = std::collections::HashSet::new();
+    let ids: Vec<String> = envelopes
+        .iter()
+        .filter(|e| unique.insert(e.id))
+        .map(|e| e.id.to_string())
+        .collect();
+    let sql = format!(
+        "INSERT INTO eva_inbox (consumer, event_id, applied_at_us) VALUES {} \
+         ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+        Params::of(tx.backend()).values(ids.len(), 3, 0)
+    );
     let now = now_us();
-    for envelope in envelopes {
-        let inserted = on_backend!(tx.conn(), c => sqlx::query(
-            "INSERT INTO eva_inbox (consumer, event_id, applied_at_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (consumer, event_id) DO NOTHING",
-        )
-        .bind(consumer)
-        .bind(envelope.id.to_string())
-        .bind(now)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if inserted == 1 {
-            fresh.push(envelope.clone());
+    let inserted: std::collections::HashSet<String> = on_backend!(tx.conn(), c => {
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.as_str()));
+        for id in &ids {
+            q = q.bind(consumer).bind(id.as_str()).bind(now);
         }
-    }
+        q.fetch_all(&mut *c).await
+    })?
+    .into_iter()
+    .collect();
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<Envelope> = envelopes
+        .iter()
+        .filter(|e| seen.insert(e.id) && inserted.contains(&e.id.to_string()))
+        .cloned()
+        .collect();
     projection.apply_batch(&mut tx, &fresh).await?;
     tx.commit().await?;
     Ok(fresh.len())

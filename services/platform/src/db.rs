@@ -280,3 +280,39 @@ pub fn redact(url: &str) -> String {
         Err(_) => "<unparseable url>".into(),
     }
 }
+
+/// Placeholders of a statement with many parameters. SQLite gets plain `?`:
+/// it looks numbered and named parameters up by a linear scan, which makes
+/// binding a few thousand of them quadratic (a quarter of a
+/// statistics ingestion); PostgreSQL gets `$n`.
+#[derive(Clone, Copy)]
+pub struct Params {
+    backend: Backend,
+}
+
+impl Params {
+    pub fn of(backend: Backend) -> Self {
+        Self { backend }
+    }
+
+    pub fn one(self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".into(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `$from, …, $from + n − 1` in parentheses.
+    pub fn tuple(self, from: usize, n: usize) -> String {
+        let list: Vec<String> = (from..from + n).map(|i| self.one(i)).collect();
+        format!("({})", list.join(", "))
+    }
+
+    /// `(…), (…)` for `rows` rows of `cols` parameters, after `skip` others.
+    pub fn values(self, rows: usize, cols: usize, skip: usize) -> String {
+        (0..rows)
+            .map(|r| self.tuple(skip + 1 + r * cols, cols))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

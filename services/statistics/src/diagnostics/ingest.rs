@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
-use eva_platform::db::{Backend, DbError, Tx};
+use eva_platform::db::{Backend, DbError, Params, Tx};
 use eva_platform::on_backend;
 use eva_proto::diagnostics::v1::{
     ItemEvolution, Level, RecordingContext, StatisticsExclusionChanged,
@@ -440,44 +440,6 @@ fn encode(p: Parsed<'_>, dict: &Dictionary) -> Result<Step, ApplyError> {
     })
 }
 
-/// Placeholders of a statement with many parameters. SQLite gets plain `?`:
-/// it looks numbered and named parameters up by a linear scan, which makes
-/// binding a few thousand of them quadratic (a quarter of the ingestion
-/// time); PostgreSQL gets `$n`.
-#[derive(Clone, Copy)]
-struct Params {
-    backend: Backend,
-}
-
-impl Params {
-    fn of(tx: &Tx) -> Self {
-        Self {
-            backend: tx.backend(),
-        }
-    }
-
-    fn one(self, n: usize) -> String {
-        match self.backend {
-            Backend::Sqlite => "?".into(),
-            Backend::Postgres => format!("${n}"),
-        }
-    }
-
-    /// `$from, …, $from + n − 1` in parentheses.
-    fn tuple(self, from: usize, n: usize) -> String {
-        let list: Vec<String> = (from..from + n).map(|i| self.one(i)).collect();
-        format!("({})", list.join(", "))
-    }
-
-    /// `(…), (…)` for `rows` rows of `cols` parameters, after `skip` others.
-    fn values(self, rows: usize, cols: usize, skip: usize) -> String {
-        (0..rows)
-            .map(|r| self.tuple(skip + 1 + r * cols, cols))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 /// What facts are indexed by instead of their pseudonym (64 characters):
 /// the first 8 bytes of its SHA-256, a much smaller index. Stored: never
 /// change it.
@@ -494,7 +456,7 @@ async fn excluded_among(
 ) -> Result<FastSet<String>, DbError> {
     let mut out = FastSet::default();
     for chunk in pseudonyms.chunks(CHUNK) {
-        let p = Params::of(tx);
+        let p = Params::of(tx.backend());
         let sql = format!(
             "SELECT pseudonym FROM exclusions WHERE gen = {} AND excluded = {} AND pseudonym IN {}",
             p.one(1),
@@ -543,7 +505,7 @@ async fn insert_facts(
             "INSERT INTO diagnostic_facts (gen, event_id, pseudonym, pseudonym_key, kind, excluded, month, \
              commune, epci, departement, structure_kind, items) VALUES {} ON CONFLICT (gen, event_id) DO NOTHING \
              RETURNING event_id",
-            Params::of(tx).values(chunk.len(), 12, 0)
+            Params::of(tx.backend()).values(chunk.len(), 12, 0)
         );
         let rows = on_backend!(tx.conn(), c => {
             let mut q = sqlx::query_scalar::<_, Vec<u8>>(sqlx::AssertSqlSafe(sql.as_str()));
@@ -639,7 +601,7 @@ struct CountsRow {
 
 /// Writes the batch's counter changes: one statement per table and chunk.
 async fn flush(tx: &mut Tx, generation: i64, deltas: &Deltas) -> Result<(), ApplyError> {
-    let p = Params::of(tx);
+    let p = Params::of(tx.backend());
     let diagnostics: Vec<_> = deltas.diagnostics().into_iter().collect();
     for chunk in diagnostics.chunks(CHUNK) {
         let sql = format!(
@@ -773,7 +735,7 @@ async fn write_counts(
             "INSERT INTO diagnostic_item_counts (gen, measure, month, commune, epci, departement, structure_kind, counts) \
              VALUES {} ON CONFLICT (gen, measure, month, commune, epci, departement, structure_kind) {conflict} \
              RETURNING measure, month, commune, epci, departement, structure_kind",
-            Params::of(tx).values(chunk.len(), 8, 0)
+            Params::of(tx.backend()).values(chunk.len(), 8, 0)
         );
         let back = on_backend!(tx.conn(), c => {
             let mut q = sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql.as_str()));
