@@ -72,15 +72,21 @@ pub async fn run(
         service: SERVICE,
         reason: e.to_string(),
     })?;
-    for feed in &feeds {
-        ctx.spawn_consumer(feed.subscription(), Live(feed.clone()));
-    }
-    let rebuilds =
-        rebuild::Rebuilds::new(store.clone(), ctx.bus.clone(), feeds, ctx.shutdown.clone());
+    // A rebuild cut short by a stop is abandoned before any consumer could
+    // write into its generation again.
+    let rebuilds = rebuild::Rebuilds::new(
+        store.clone(),
+        ctx.bus.clone(),
+        feeds.clone(),
+        ctx.shutdown.clone(),
+    );
     rebuilds.recover().await.map_err(|e| StartError::Other {
         service: SERVICE,
         reason: e.to_string(),
     })?;
+    for feed in &feeds {
+        ctx.spawn_consumer(feed.subscription(), Live(feed.clone()));
+    }
     let rule = disclosure::Rule {
         threshold: config.statistics.disclosure_threshold,
     };
