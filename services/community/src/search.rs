@@ -614,9 +614,7 @@ impl SearchService for SearchApi {
         let r = req.get_ref();
         let mut page = Page::parse(r.page_size, &r.page_token)?;
         page.size = page.size.min(MAX_PAGE_SIZE);
-        let offset = page.offset().map_err(|_| {
-            invalid_field("page_token", "jeton de page invalide / invalid page token")
-        })?;
+        let offset = page.offset()?;
         let query = Query::parse(r, caller)?;
         let mut h = self.db.acquire().await.map_err(internal)?;
         let hits = run(h.conn(), &query, offset, page.fetch_limit())

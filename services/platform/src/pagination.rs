@@ -20,9 +20,11 @@ pub struct Page {
 /// Why a page request was refused; names the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PageError {
-    #[error("page_size must be between 0 and {MAX_PAGE_SIZE}, got {0}")]
+    #[error(
+        "page_size doit être entre 0 et {MAX_PAGE_SIZE} / must be between 0 and {MAX_PAGE_SIZE}, got {0}"
+    )]
     Size(i32),
-    #[error("page_token is not a token this service issued")]
+    #[error("jeton de page inconnu / page_token is not a token this service issued")]
     Token,
 }
 

@@ -7,7 +7,7 @@ use eva_platform::auth::{Role, require_role};
 use eva_platform::db::{DbError, now_us, to_timestamp};
 use eva_platform::grpc::invalid_field;
 use eva_platform::outbox::{self, Event};
-use eva_platform::pagination::Page;
+use eva_platform::pagination::{Page, PageError};
 use eva_proto::statistics::v1 as pb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -363,12 +363,11 @@ impl pb::indicator_service_server::IndicatorService for Api {
         let start = match &page.after {
             None => 0,
             Some(key) => {
-                CATALOGUE.iter().position(|i| i.key == key).ok_or_else(|| {
-                    invalid_field(
-                        "page_token",
-                        "jeton de page inconnu / page_token is not a token this service issued",
-                    )
-                })? + 1
+                CATALOGUE
+                    .iter()
+                    .position(|i| i.key == key)
+                    .ok_or(PageError::Token)?
+                    + 1
             }
         };
         let rows: Vec<&Indicator> = CATALOGUE

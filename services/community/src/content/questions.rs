@@ -692,9 +692,7 @@ impl QuestionService for ContentApi {
         let caller = require_role(&req, MEMBERS)?.clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let offset = page.offset().map_err(|_| {
-            invalid_field("page_token", "jeton de page invalide / invalid page token")
-        })?;
+        let offset = page.offset()?;
         let seen = self.seen_question(&caller, &r.question_id).await?;
         let hidden = if seen.moderator {
             ""

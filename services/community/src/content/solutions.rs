@@ -346,9 +346,7 @@ impl SolutionService for ContentApi {
         let caller = require_role(&req, MEMBERS)?.clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let offset = page.offset().map_err(|_| {
-            invalid_field("page_token", "jeton de page invalide / invalid page token")
-        })?;
+        let offset = page.offset()?;
         let mut binds: Vec<String> = vec![caller.user_id.clone()];
         let mut clauses = vec![format!("(s.status = 'published' OR {})", MODERATED_BY_1)];
         let mut any_of = |binds: &mut Vec<String>, column: &str, values: &[String]| {

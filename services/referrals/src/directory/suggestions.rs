@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use eva_platform::auth::require_role;
-use eva_platform::grpc::invalid_field;
 use eva_platform::pagination::Page;
 use eva_platform::sealing::Sealer;
 use eva_proto::diagnostics::v1 as dpb;
@@ -120,9 +119,7 @@ pub(super) async fn suggest(
     let r = req.into_inner();
     check_id("diagnostic_id", &r.diagnostic_id)?;
     let page = Page::parse(r.page_size, &r.page_token)?;
-    let offset = page
-        .offset()
-        .map_err(|_| invalid_field("page_token", "jeton de page inconnu / unknown page token"))?;
+    let offset = page.offset()?;
     let territory = match parse_territory(&r.territory)? {
         Some(t) => Some(t),
         None => api.home_territory(&caller.structures).await?,
