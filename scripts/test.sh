@@ -13,6 +13,14 @@ initdb=$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)
 EVA_PG_BINDIR=$(dirname "$initdb")
 export EVA_PG_BINDIR
 
+# When a step fails, say how much disk was left: a full disk fails builds mid-way.
+trap 'status=$?; [ $status -ne 0 ] && { echo "test.sh: failed ($status); disk left:" >&2; df -h . "${CARGO_TARGET_DIR:-target}" >&2 || true; }' EXIT
+
+# CI builds once from clean: incremental artefacts would only double the disk used.
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 echo "==> one copy of each pinned crate in Cargo.lock"
 for crate in tonic tonic-prost tonic-health tonic-reflection prost async-nats sqlx axum \
     opentelemetry opentelemetry_sdk tracing-opentelemetry config tokio; do

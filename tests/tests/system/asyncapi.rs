@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail, ensure};
 use eva_tests::sandbox::{Backend, Sandbox};
 use serde_json::Value;
 
-const EVENTS_PROTO: &str = include_str!("../../proto/eva/referrals/v1/events.proto");
+const EVENTS_PROTO: &str = include_str!("../../../proto/eva/referrals/v1/events.proto");
 
 /// One event of `events.proto`: its `ce-type` (the `eva.referrals…` subject) and the
 /// event name partners get it under (`eva.partners.<id>.referrals.<event>`).

@@ -461,7 +461,7 @@ async fn story(backend: Backend) -> Result<()> {
     )
     .await?;
     // A partner answers referrals; it does not start following Ana (only
-    // associations do, see tests/tests/referral_accepted.rs).
+    // associations do, see tests/tests/system/referral_accepted.rs).
     // Events: every move on eva.referrals.…; P's subject carries exactly
     // the events of its referral; Q's subject carries nothing.
     let all = events(&sb, "EVA_REFERRALS", "eva.referrals.>", 7).await?;

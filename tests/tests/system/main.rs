@@ -1,0 +1,35 @@
+//! The system tests, in one binary: each module starts real servers (nats-server, SQLite,
+//! PostgreSQL, the services, the gateway). One binary links once, where thirty took
+//! minutes and gigabytes.
+
+mod access_log;
+mod accompaniments;
+mod accounts;
+mod action_plan;
+mod asyncapi;
+mod community;
+mod community_live;
+mod community_search;
+mod community_story;
+mod consent;
+mod consents;
+mod diagnostics;
+mod directory;
+mod follows;
+mod grpc;
+mod harness;
+mod outbox;
+mod partner_nats;
+mod people;
+mod projections;
+mod referentiel;
+mod referral_accepted;
+mod referrals;
+mod referrals_partner_nats;
+mod rights;
+mod sealing;
+mod skeleton;
+mod statistics;
+mod statistics_api;
+mod structures;
+mod webhooks;
