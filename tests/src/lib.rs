@@ -5,11 +5,13 @@
 //! down when dropped. `scripts/ensure-tools.sh` installs the binaries they need.
 
 pub mod api;
+pub mod cluster;
 pub mod counting;
 pub mod events;
 pub mod nats;
 pub mod partners;
 pub mod ports;
 pub mod postgres;
+pub mod processes;
 pub mod sandbox;
 pub mod sse;

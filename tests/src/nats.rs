@@ -32,6 +32,17 @@ pub struct NatsServer {
     dir: TempDir,
     child: Option<Child>,
     config: Option<ServerConfig>,
+    file: Option<FileConfig>,
+}
+
+/// A server started from a committed configuration file ([`NatsServer::start_from_file`]).
+struct FileConfig {
+    path: PathBuf,
+    /// `$VARIABLE`s of the file beside those the harness sets.
+    env: Vec<(String, String)>,
+    /// Wait for JetStream answers (a lone server), or only for the client port (a
+    /// cluster node, whose JetStream needs a quorum first).
+    jetstream_ready: bool,
 }
 
 /// A server started from a configuration file ([`NatsServer::start_with_config`]).
@@ -66,7 +77,32 @@ impl NatsServer {
         .await
     }
 
+    /// Starts a server from a committed configuration file (`deploy/nats/…`), unchanged:
+    /// the harness sets `EVA_NATS_NAME` (`eva-test-<port>`), `EVA_NATS_LISTEN`
+    /// (`127.0.0.1:<free port>`) and `EVA_NATS_STORE_DIR`, and `env` the file's other
+    /// variables. With `jetstream_ready` it waits until JetStream answers, else only
+    /// until the server accepts clients (a cluster node alone has no JetStream yet).
+    pub async fn start_from_file(
+        path: &Path,
+        env: &[(&str, &str)],
+        jetstream_ready: bool,
+    ) -> Result<Self> {
+        let file = FileConfig {
+            path: path.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            jetstream_ready,
+        };
+        Self::start_inner(None, Some(file)).await
+    }
+
     async fn start_from(config: Option<ServerConfig>) -> Result<Self> {
+        Self::start_inner(config, None).await
+    }
+
+    async fn start_inner(config: Option<ServerConfig>, file: Option<FileConfig>) -> Result<Self> {
         let binary = binary_path()?;
         let dir = tempfile::Builder::new().prefix("eva-nats-").tempdir()?;
         let mut server = Self {
@@ -75,6 +111,7 @@ impl NatsServer {
             dir,
             child: None,
             config,
+            file,
         };
         let mut attempt = 1;
         loop {
@@ -103,6 +140,11 @@ impl NatsServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id while it runs (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// The configuration file of a server started with
@@ -188,8 +230,17 @@ impl NatsServer {
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let mut command = Command::new(&self.binary);
-        match &self.config {
-            None => {
+        match (&self.config, &self.file) {
+            (None, Some(file)) => {
+                command
+                    .arg("-c")
+                    .arg(&file.path)
+                    .env("EVA_NATS_NAME", format!("eva-test-{}", self.port))
+                    .env("EVA_NATS_LISTEN", format!("127.0.0.1:{}", self.port))
+                    .env("EVA_NATS_STORE_DIR", self.store_dir())
+                    .envs(file.env.iter().map(|(k, v)| (k, v)));
+            }
+            (None, None) => {
                 command
                     .arg("-js")
                     .args(["-a", "127.0.0.1"])
@@ -198,7 +249,7 @@ impl NatsServer {
                     .arg(self.store_dir())
                     .args(["-n", &format!("eva-test-{}", self.port)]);
             }
-            Some(config) => {
+            (Some(config), _) => {
                 let path = self.write_config(&config.fragment)?;
                 command.arg("-c").arg(&path);
             }
@@ -301,13 +352,19 @@ impl NatsServer {
             .config
             .as_ref()
             .map(|c| (c.probe_user.clone(), c.probe_password.clone()));
+        let jetstream = self.file.as_ref().is_none_or(|f| f.jetstream_ready);
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
                 bail!("nats-server exited early: {status}");
             }
-            let last_error = match jetstream_answers(&url, probe.as_ref()).await {
+            let answer = if jetstream {
+                jetstream_answers(&url, probe.as_ref()).await
+            } else {
+                accepts_clients(&url).await
+            };
+            let last_error = match answer {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
@@ -356,6 +413,17 @@ async fn jetstream_answers(url: &str, user: Option<&(String, String)>) -> Result
     timeout(Duration::from_secs(2), attempt)
         .await
         .context("jetstream account query timed out")?
+}
+
+async fn accepts_clients(url: &str) -> Result<()> {
+    let attempt = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(1))
+        .connect(url);
+    let client = timeout(Duration::from_secs(2), attempt)
+        .await
+        .context("connection timed out")??;
+    client.flush().await?;
+    Ok(())
 }
 
 /// `$EVA_NATS_SERVER`, else `<workspace>/.tools/bin/nats-server`.

@@ -22,8 +22,10 @@ pub enum Backend {
     Postgres,
 }
 
-pub struct Sandbox {
-    pub nats: NatsServer,
+/// `N` is what carries the bus: one [`NatsServer`], or a
+/// [`crate::cluster::NatsCluster`] (whose nodes the test kills and restarts).
+pub struct Sandbox<N = NatsServer> {
+    pub nats: N,
     pub pg: Option<PgCluster>,
     pub config: Arc<Config>,
     /// `http://127.0.0.1:<port>` of the gateway.
@@ -82,9 +84,13 @@ impl Sandbox {
     pub async fn start_on_url(nats: NatsServer, bus_url: String, backend: Backend) -> Result<Self> {
         Self::start_configured(nats, bus_url, backend, |_| {}).await
     }
+}
 
-    async fn start_configured(
-        nats: NatsServer,
+impl<N> Sandbox<N> {
+    /// Starts the services on a bus `nats` carries (a server, a cluster), reached at
+    /// `bus_url`, with `configure` applied to their configuration last.
+    pub async fn start_configured(
+        nats: N,
         bus_url: String,
         backend: Backend,
         configure: impl FnOnce(&mut Config),
@@ -180,8 +186,26 @@ impl Sandbox {
             tasks,
             _dir: dir,
         };
-        sandbox.wait_ready(Duration::from_secs(30)).await?;
+        // A first start on a cluster creates replicated streams, slow on a loaded machine.
+        if let Err(error) = sandbox.wait_ready(Duration::from_secs(60)).await {
+            return Err(sandbox.why_stopped(error).await);
+        }
         Ok(sandbox)
+    }
+
+    /// `error`, with the error of every service that stopped.
+    async fn why_stopped(mut self, mut error: anyhow::Error) -> anyhow::Error {
+        for (name, task) in self.tasks.drain(..) {
+            if task.is_finished() {
+                let why = match task.await {
+                    Ok(Ok(())) => "stopped without an error".to_owned(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => format!("panicked: {e}"),
+                };
+                error = error.context(format!("{name}: {why}"));
+            }
+        }
+        error
     }
 
     /// Polls `/readyz` until it answers 200.
@@ -300,7 +324,7 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
+impl<N> Drop for Sandbox<N> {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }

@@ -1,7 +1,9 @@
 //! `eva`: the all-in-one box (`eva up`), one service alone for the central
 //! deployment (`eva serve <service>`), migrations, the first operator's
-//! token, and operators' accounts (`eva operator invite`).
+//! token, operators' accounts (`eva operator invite`), and a box's backup
+//! and restore (`eva backup`, `eva restore`).
 
+mod backup_cli;
 mod local_nats;
 
 use std::net::SocketAddr;
@@ -62,6 +64,23 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
+    },
+    /// Back up the running box (every SQLite database and the JetStream
+    /// streams, consistent) into a new directory.
+    Backup {
+        dir: PathBuf,
+        /// The nats-server `eva up` started, when `bus.url` is not set.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
+    /// Restore a backup into the configured (empty) data directory and bus;
+    /// then `eva up`.
+    Restore {
+        dir: PathBuf,
+        /// Where the local nats-server listens during the restore, when
+        /// `bus.url` is not set.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        nats_listen: SocketAddr,
     },
     /// NATS users (services, partners) as nats-server configuration: see
     /// deploy/nats/README.md.
@@ -201,6 +220,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Nats { command } => nats(command).await,
+        Command::Backup { dir, nats_url } => backup_cli::backup(&config, &dir, &nats_url).await,
+        Command::Restore { dir, nats_listen } => {
+            backup_cli::restore(&config, &dir, nats_listen).await
+        }
         Command::Migrate { service } => migrate(&config, service).await,
         Command::Serve { service } => {
             let _telemetry = telemetry::init(&config.telemetry, service_name(service))?;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::{self, stream};
 use async_nats::{HeaderMap, HeaderValue};
 
@@ -147,7 +148,9 @@ impl Bus {
                     reason: format!("credentials {}: {e}", creds.display()),
                 })?;
         }
-        let client = tokio::time::timeout(timeout, opts.connect(url))
+        // async-nats parses a string as one URL: a cluster's list is split here.
+        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+        let client = tokio::time::timeout(timeout, opts.connect(servers.as_slice()))
             .await
             .map_err(|_| BusError::Connect {
                 url: shown.clone(),
@@ -178,25 +181,54 @@ impl Bus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Creates the stream if it does not exist.
+    /// Creates the stream if it does not exist. A timed-out request (or JetStream
+    /// without a meta leader yet) is tried again: on a cluster, creating a replicated
+    /// stream waits for its group's election, and every service of a first start asks
+    /// for the same streams at once.
     pub async fn ensure_stream(&self, spec: &StreamSpec) -> Result<stream::Stream, BusError> {
-        self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: spec.name.into(),
-                subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
-                description: Some(spec.description.into()),
-                storage: stream::StorageType::File,
-                num_replicas: self.replicas,
-                // Events are EVA's history: rebuilds replay them all.
-                retention: stream::RetentionPolicy::Limits,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::Stream {
-                stream: spec.name.into(),
-                reason: e.to_string(),
-            })
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match self
+                .jetstream
+                .get_or_create_stream(self.stream_config(spec))
+                .await
+            {
+                Ok(stream) => return Ok(stream),
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && matches!(
+                            e.kind(),
+                            CreateStreamErrorKind::TimedOut
+                                | CreateStreamErrorKind::JetStreamUnavailable
+                        ) =>
+                {
+                    tracing::warn!(stream = spec.name, attempt, error = %e, "stream request failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(BusError::Stream {
+                        stream: spec.name.into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn stream_config(&self, spec: &StreamSpec) -> stream::Config {
+        stream::Config {
+            name: spec.name.into(),
+            subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
+            description: Some(spec.description.into()),
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            // Events are EVA's history: rebuilds replay them all.
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
     }
 }
 

@@ -28,6 +28,119 @@ pub struct Config {
     pub community: ServiceConfig,
     pub statistics: StatisticsConfig,
     pub gateway: GatewayConfig,
+    pub federation: FederationConfig,
+}
+
+/// This server's place in the federation of association boxes (see
+/// [`crate::federation`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// `off`, `hub` (the département) or `box` (an association).
+    pub role: FederationRole,
+    /// This server's JetStream domain (`jetstream.domain` of its nats-server).
+    pub domain: String,
+    /// The hub's JetStream domain (a box's setting).
+    pub hub_domain: String,
+    /// The boxes' JetStream domains whose partner events the hub gathers (the hub's).
+    pub boxes: Vec<String>,
+    /// Ids of the structures this box hosts, whose referrals from other boxes it
+    /// receives (a box's).
+    pub structures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FederationRole {
+    #[default]
+    Off,
+    Hub,
+    Box,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            role: FederationRole::Off,
+            domain: String::new(),
+            hub_domain: "hub".into(),
+            boxes: Vec::new(),
+            structures: Vec::new(),
+        }
+    }
+}
+
+impl FederationConfig {
+    /// Domains are NATS subject tokens (`$JS.<domain>.API`); structure ids UUIDs.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let domain = |key: &str, value: &str| {
+            let ok = !value.is_empty()
+                && value.len() <= 64
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if ok {
+                Ok(())
+            } else {
+                Err((
+                    key.to_owned(),
+                    format!(
+                        "`{value}` : lettres, chiffres, - et _ seulement (1 à 64) / letters, digits, - and _ only (1 to 64)"
+                    ),
+                ))
+            }
+        };
+        match self.role {
+            FederationRole::Off => return Ok(()),
+            FederationRole::Hub => {
+                domain("federation.domain", &self.domain)?;
+                if self.boxes.is_empty() {
+                    return Err((
+                        "federation.boxes".into(),
+                        "au moins un domaine de box / at least one box domain".into(),
+                    ));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for b in &self.boxes {
+                    domain("federation.boxes", b)?;
+                    if b == &self.domain || !seen.insert(b) {
+                        return Err((
+                            "federation.boxes".into(),
+                            format!(
+                                "`{b}` : en double ou égal à federation.domain / duplicate or equal to federation.domain"
+                            ),
+                        ));
+                    }
+                }
+            }
+            FederationRole::Box => {
+                domain("federation.domain", &self.domain)?;
+                domain("federation.hub_domain", &self.hub_domain)?;
+                if self.domain == self.hub_domain {
+                    return Err((
+                        "federation.domain".into(),
+                        "doit différer de federation.hub_domain / must differ from federation.hub_domain".into(),
+                    ));
+                }
+                if self.structures.is_empty() {
+                    return Err((
+                        "federation.structures".into(),
+                        "au moins une structure de la box / at least one of the box's structures"
+                            .into(),
+                    ));
+                }
+                for id in &self.structures {
+                    if uuid::Uuid::parse_str(id).is_err() {
+                        return Err((
+                            "federation.structures".into(),
+                            format!("`{id}` n'est pas un UUID / is not a UUID"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Prometheus scrape endpoint of the process.
@@ -384,6 +497,7 @@ impl Default for Config {
             community: ServiceConfig::local(50054),
             statistics: StatisticsConfig::local(50055),
             gateway: GatewayConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }
@@ -595,6 +709,9 @@ impl Config {
                 "must be at least 1 and at most referrals.webhook_max_backoff_ms".into(),
             ));
         }
+        self.federation
+            .validate()
+            .map_err(|(key, message)| bad(&key, message))?;
         let diagnostics = self.diagnostics.service();
         let referrals = self.referrals.service();
         let statistics = self.statistics.service();

@@ -44,6 +44,15 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "la base est au schéma {found}{part_fr}, plus récent que ce programme ({known}) : installez la version d'EVA qui l'a écrite / database schema {found}{part_en} is newer than this program's {known}: install the EVA version that wrote it"
+    )]
+    NewerSchema {
+        found: i64,
+        known: i64,
+        part_fr: &'static str,
+        part_en: &'static str,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -138,8 +147,35 @@ impl Db {
 
     /// Runs the platform's tables (outbox, inbox) then the service's own.
     /// The platform keeps its own migrations table so the two histories
-    /// never mix.
+    /// never mix. A database written by a newer EVA is refused before
+    /// anything runs: sqlx alone would only say, in English, that a
+    /// migration "was previously applied but is missing".
     pub async fn migrate(&self, service: &Migrations) -> Result<(), DbError> {
+        let (platform, own) = match self.backend() {
+            Backend::Sqlite => (&PLATFORM_SQLITE, service.sqlite),
+            Backend::Postgres => (&PLATFORM_POSTGRES, service.postgres),
+        };
+        for (table, migrator, part_fr, part_en) in [
+            (
+                PLATFORM_TABLE,
+                platform,
+                " (tables de la plateforme)",
+                " (platform tables)",
+            ),
+            (own.table_name.as_ref(), own, "", ""),
+        ] {
+            let known = latest(migrator);
+            if let Some(found) = self.applied_version(table).await?
+                && found > known
+            {
+                return Err(DbError::NewerSchema {
+                    found,
+                    known,
+                    part_fr,
+                    part_en,
+                });
+            }
+        }
         match &self.pool {
             Pool::Sqlite(p) => {
                 platform_migrator(&PLATFORM_SQLITE).run(p).await?;
@@ -151,6 +187,38 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// The highest migration version recorded in `table`; `None` when the
+    /// table does not exist yet (a new database).
+    pub async fn applied_version(&self, table: &str) -> Result<Option<i64>, DbError> {
+        let mut h = self.acquire().await?;
+        let exists: bool = match h.conn() {
+            Conn::Sqlite(c) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+                )
+                .bind(table)
+                .fetch_one(&mut *c)
+                .await?
+                    > 0
+            }
+            Conn::Postgres(c) => {
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(table)
+                    .fetch_one(&mut *c)
+                    .await?
+            }
+        };
+        if !exists {
+            return Ok(None);
+        }
+        // The name is a migrator's table name, never input: safe to inline.
+        let sql = format!("SELECT MAX(version) FROM {table}");
+        let version: Option<i64> = on_backend!(h.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_one(&mut *c)
+            .await)?;
+        Ok(version)
     }
 
     pub async fn begin(&self) -> Result<Tx, DbError> {
@@ -195,6 +263,27 @@ impl Db {
     }
 }
 
+/// Where the platform's own migrations are recorded.
+pub const PLATFORM_TABLE: &str = "_eva_platform_migrations";
+
+/// The latest version a migrator knows (0 when it has none).
+pub fn latest(migrator: &Migrator) -> i64 {
+    migrator
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The latest version of the platform's own migrations for `backend`.
+pub fn platform_latest(backend: Backend) -> i64 {
+    match backend {
+        Backend::Sqlite => latest(&PLATFORM_SQLITE),
+        Backend::Postgres => latest(&PLATFORM_POSTGRES),
+    }
+}
+
 fn platform_migrator(base: &'static Migrator) -> Migrator {
     let mut m = Migrator {
         migrations: base.migrations.clone(),
@@ -204,7 +293,7 @@ fn platform_migrator(base: &'static Migrator) -> Migrator {
         table_name: base.table_name.clone(),
         create_schemas: base.create_schemas.clone(),
     };
-    m.dangerous_set_table_name("_eva_platform_migrations");
+    m.dangerous_set_table_name(PLATFORM_TABLE);
     m
 }
 

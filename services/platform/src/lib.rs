@@ -5,11 +5,13 @@
 //! migrations ([`db`]), bus connection and streams ([`bus`]), transactional
 //! outbox ([`outbox`]), idempotent consumers ([`consumer`]), access-log events
 //! ([`audit`]), gRPC server bootstrap with health and reflection ([`grpc`]),
-//! JWT authentication ([`auth`]), personal-data encryption ([`crypto`]) and
-//! graceful shutdown ([`shutdown`]). Services never re-implement these.
+//! JWT authentication ([`auth`]), personal-data encryption ([`crypto`]),
+//! backup and restore of a box ([`backup`]) and graceful shutdown
+//! ([`shutdown`]). Services never re-implement these.
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod bus;
 pub mod clock;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod consent;
 pub mod consumer;
 pub mod crypto;
 pub mod db;
+pub mod federation;
 pub mod follows;
 pub mod grpc;
 pub mod nats_auth;

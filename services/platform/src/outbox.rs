@@ -3,6 +3,10 @@
 //! batches with `Nats-Msg-Id` = event id and deletes them once JetStream
 //! acknowledged them. A crash anywhere re-publishes at worst, and JetStream's
 //! duplicate window plus the consumers' inbox absorb the repeat.
+//!
+//! Every published message carries its row's seq in [`OUTBOX_SEQ_HEADER`]:
+//! a backup tells by it which messages come from writes its database copy
+//! holds (see [`crate::backup`]).
 
 use std::time::Duration;
 
@@ -16,6 +20,10 @@ use crate::bus::{Bus, CloudEvent};
 use crate::db::{Db, DbError, Tx, from_us, now_us};
 use crate::on_backend;
 use crate::shutdown::Shutdown;
+
+/// Header carrying the outbox row's seq (`eva_outbox.seq`, increasing per
+/// service database) on every message the relay publishes.
+pub const OUTBOX_SEQ_HEADER: &str = "Eva-Outbox-Seq";
 
 /// An event about to be published.
 #[derive(Debug, Clone)]
@@ -233,6 +241,7 @@ impl Relay {
             if let Some(ct) = &row.content_type {
                 headers.insert("content-type", ct.as_str());
             }
+            headers.insert(OUTBOX_SEQ_HEADER, row.seq.to_string().as_str());
             let publish = PublishMessage::build()
                 .headers(headers)
                 .payload(Bytes::from(row.payload));

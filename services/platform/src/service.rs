@@ -115,6 +115,12 @@ impl ServiceContext {
                     cause,
                 })?;
         }
+        crate::federation::setup(&bus, &config.federation, config.bus.replicas)
+            .await
+            .map_err(|cause| StartError::Bus {
+                service: name,
+                cause,
+            })?;
         let relay = Relay::new(
             db.clone(),
             bus.clone(),

@@ -155,11 +155,12 @@ pub fn from_month(s: &str) -> Result<String, Status> {
 }
 
 /// Last month of the period: `YYYY-MM`, or `YYYY-MM-DD` on the month's
-/// last day; the current month when empty.
+/// last day; the current month in France when empty (a day shared on the
+/// 1st in Paris is still the 30th in UTC).
 pub fn to_month(s: &str, now: time::OffsetDateTime) -> Result<String, Status> {
     let s = s.trim();
     if s.is_empty() {
-        return Ok(format!("{:04}-{:02}", now.year(), u8::from(now.month())));
+        return Ok(crate::model::paris_month(now));
     }
     let (year, month, day) = parse_day(s).ok_or_else(|| bad_date("to", s))?;
     let last = time::Month::try_from(month)
@@ -599,6 +600,11 @@ mod tests {
 
         let now = time::macros::datetime!(2026-04-10 12:00 UTC);
         assert_eq!(to_month("", now).ok().as_deref(), Some("2026-04"));
+        let paris_new_month = time::macros::datetime!(2026-11-30 23:30 UTC);
+        assert_eq!(
+            to_month("", paris_new_month).ok().as_deref(),
+            Some("2026-12")
+        );
         assert_eq!(to_month("2024-02-29", now).ok().as_deref(), Some("2024-02"));
         assert_eq!(to_month("2025-04-30", now).ok().as_deref(), Some("2025-04"));
         let e = to_month("2025-04-29", now).expect_err("not the last day");

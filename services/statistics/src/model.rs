@@ -129,11 +129,18 @@ pub fn month_of(day: &str) -> String {
     day.get(..7).unwrap_or(day).to_owned()
 }
 
-/// The month `YYYY-MM` of a time in µs since the epoch (UTC).
+/// The month `YYYY-MM`, in France, of a time in µs since the epoch.
 pub fn month_of_us(us: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+    paris_month(t)
+}
+
+/// `YYYY-MM` of an instant in France (metropolitan time): the month the
+/// people concerned lived it in, as the days events carry are.
+pub fn paris_month(at: time::OffsetDateTime) -> String {
+    let d = eva_platform::consent::paris_date(at);
+    format!("{:04}-{:02}", d.year(), u8::from(d.month()))
 }
 
 /// The level of a territory code.
