@@ -3,17 +3,19 @@
 //! who follows a person, how a new structure starts following them, and the
 //! person's own account. Identity decides who may do what.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::accompaniment_service_client::AccompanimentServiceClient;
 use eva_proto::identity::v1::person_account_service_client::PersonAccountServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::no_store;
 use crate::json::{PageQuery, code, empty_answer, non_empty, when};
@@ -21,21 +23,25 @@ use crate::people::PersonJson;
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/people/{id}/accompaniments", get(list))
-        .route("/accompaniments/{id}/end", post(end))
-        .route("/me/share-codes", post(create_share_code))
-        .route("/share-codes/redeem", post(redeem))
-        .route("/people/{id}/invitations", post(invite_person))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(end))
+        .routes(routes!(create_share_code))
+        .routes(routes!(redeem))
+        .routes(routes!(invite_person))
 }
+
+const TAG: &str = "Accompagnements";
+
+const PERSON: &str = "La personne (UUIDv7) / the person";
 
 /// The end reasons, as JSON names.
 pub const END_REASONS: &str =
     "emploi_formation, reorientation, choix_de_la_personne, sans_nouvelles, demenagement, autre";
 
 /// A structure following (or having followed) a person.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccompanimentJson {
     pub id: String,
     pub person_id: String,
@@ -46,7 +52,8 @@ pub struct AccompanimentJson {
     pub start_date: String,
     /// `YYYY-MM-DD`; null while it goes on.
     pub end_date: Option<String>,
-    /// One of [`END_REASONS`]; null while it goes on.
+    /// `emploi_formation`, `reorientation`, `choix_de_la_personne`,
+    /// `sans_nouvelles`, `demenagement`, `autre` (see `END_REASONS`); null while it goes on.
     pub end_reason: Option<String>,
     /// True while the structure follows the person.
     pub ongoing: bool,
@@ -90,18 +97,20 @@ impl From<pb::Accompaniment> for AccompanimentJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndBody {
     /// `YYYY-MM-DD`: not before the start, not in the future.
     pub end_date: String,
-    /// One of [`END_REASONS`].
+    /// `emploi_formation`, `reorientation`, `choix_de_la_personne`,
+    /// `sans_nouvelles`, `demenagement`, `autre` (see `END_REASONS`).
     pub end_reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
+    /// The person's share code (8 characters).
     pub code: String,
     /// The structure that will follow the person.
     pub structure_id: String,
@@ -109,7 +118,7 @@ pub struct RedeemBody {
     pub referent_user_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitePersonBody {
     /// Where the person will log in; the e-mail on their file when absent.
@@ -118,26 +127,28 @@ pub struct InvitePersonBody {
 }
 
 /// A share code as created: shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShareCodeJson {
     pub code: String,
     pub expires_at: Option<String>,
 }
 
 /// A redeemed code: the person, now followed, and the new accompaniment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RedeemedJson {
     pub person: PersonJson,
     pub accompaniment: Option<AccompanimentJson>,
 }
 
 /// A person's invitation to their own account; the code is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PersonInvitationJson {
     pub invitation_id: String,
     pub person_id: String,
+    /// The one-time code, for `POST /auth/invitations/accept`.
     pub code: String,
     pub email: String,
+    /// Always `person`.
     pub role: String,
     pub structure_id: String,
     pub expires_at: Option<String>,
@@ -147,6 +158,13 @@ fn client(state: &AppState) -> AccompanimentServiceClient<tonic::transport::Chan
     AccompanimentServiceClient::new(state.upstreams.identity.clone())
 }
 
+/// Qui suit une personne / Who follows a person
+///
+/// Les accompagnements en cours et passés, les plus récents d'abord. / Ongoing and past
+/// accompaniments, most recent first.
+#[utoipa::path(get, path = "/people/{id}/accompaniments", tag = TAG,
+    params(("id" = String, Path, description = PERSON), PageQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<AccompanimentJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -169,6 +187,16 @@ async fn list(
     }))
 }
 
+/// Mettre fin à un accompagnement / End an accompaniment
+///
+/// Avec une date et un motif ; l'historique est gardé et la structure ne suit plus la
+/// personne. / With a date and a reason; history is kept and the structure no longer
+/// follows the person.
+#[utoipa::path(post, path = "/accompaniments/{id}/end", tag = TAG,
+    params(("id" = String, Path, description = "L'accompagnement (UUIDv7) / the accompaniment")),
+    request_body = EndBody,
+    responses((status = 200, description = "L'accompagnement terminé / The ended accompaniment", body = AccompanimentJson),
+        (status = 409, description = "Déjà terminé / Already ended", body = Problem, content_type = "application/problem+json")))]
 async fn end(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -189,6 +217,15 @@ async fn end(
     Ok(Json(r.accompaniment.ok_or_else(empty_answer)?.into()))
 }
 
+/// Créer un code de partage / Create a share code
+///
+/// La personne (son propre compte) crée un code à usage unique, valable 24 heures, à
+/// donner à une nouvelle structure ; montré cette seule fois. / The person (their own
+/// account) creates a one-time code, valid 24 hours, to hand to a new structure; shown
+/// this once.
+#[utoipa::path(post, path = "/me/share-codes", tag = TAG,
+    responses((status = 201, description = "Le code / The code", body = ShareCodeJson),
+        (status = 409, description = "Déjà 5 codes en cours / Already 5 codes in use", body = Problem, content_type = "application/problem+json")))]
 async fn create_share_code(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -207,6 +244,13 @@ async fn create_share_code(
     ))
 }
 
+/// Utiliser un code de partage / Redeem a share code
+///
+/// La structure commence à suivre la personne. / The structure starts following the
+/// person.
+#[utoipa::path(post, path = "/share-codes/redeem", tag = TAG, request_body = RedeemBody,
+    responses((status = 201, description = "La personne et le nouvel accompagnement / The person and the new accompaniment", body = RedeemedJson),
+        (status = 409, description = "La structure suit déjà la personne / The structure already follows the person", body = Problem, content_type = "application/problem+json")))]
 async fn redeem(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -231,7 +275,16 @@ async fn redeem(
     ))
 }
 
-/// The body is optional: no body (or `{}`) uses the e-mail on the person's file.
+/// Inviter une personne à son propre compte / Invite a person to their own account
+///
+/// Le corps est facultatif : sans corps (ou `{}`), l'e-mail de sa fiche ; le code,
+/// valable 7 jours, est montré cette seule fois. / The body is optional: no body (or
+/// `{}`) uses the e-mail on the person's file; the code, valid 7 days, is shown this once.
+#[utoipa::path(post, path = "/people/{id}/invitations", tag = TAG,
+    params(("id" = String, Path, description = PERSON)),
+    request_body = Option<InvitePersonBody>,
+    responses((status = 201, description = "L'invitation / The invitation", body = PersonInvitationJson),
+        (status = 409, description = "La personne a déjà un compte actif / The person already has an active account", body = Problem, content_type = "application/problem+json")))]
 async fn invite_person(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -4,29 +4,33 @@
 //! As for diagnostics, each domain carries `"access": "visible"` (with its
 //! objectives) or `"withheld"` (nothing inside); statuses are codes.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use eva_proto::diagnostics::v1 as pb;
 use eva_proto::diagnostics::v1::action_plan_service_client::ActionPlanServiceClient;
 use eva_proto::identity::v1::ConsentPurpose;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{code, empty_answer, non_empty, when};
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/diagnostics/{id}/plan", get(fetch))
-        .route("/diagnostics/{id}/plan/objectives", post(add_objective))
-        .route("/plan/objectives/{id}", patch(update_objective))
-        .route("/plan/objectives/{id}/actions", post(add_action))
-        .route("/plan/actions/{id}", patch(update_action))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(fetch))
+        .routes(routes!(add_objective))
+        .routes(routes!(update_objective))
+        .routes(routes!(add_action))
+        .routes(routes!(update_action))
 }
 
-#[derive(Debug, Serialize)]
+const TAG: &str = "Plans d'action";
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlanJson {
     pub diagnostic_id: String,
     pub person_id: String,
@@ -34,7 +38,7 @@ pub struct PlanJson {
     pub domains: Vec<PlanDomainJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlanDomainJson {
     pub domain_id: String,
     /// `visible` or `withheld`.
@@ -43,7 +47,7 @@ pub struct PlanDomainJson {
     pub objectives: Option<Vec<ObjectiveJson>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ObjectiveJson {
     pub id: String,
     pub diagnostic_id: String,
@@ -51,6 +55,7 @@ pub struct ObjectiveJson {
     pub title: String,
     /// `en_cours`, `realise`, `abandonne`.
     pub status: Option<String>,
+    /// `YYYY-MM-DD`, like every date of the plan.
     pub start_date: Option<String>,
     pub target_date: Option<String>,
     pub end_date: Option<String>,
@@ -61,7 +66,7 @@ pub struct ObjectiveJson {
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ActionJson {
     pub id: String,
     pub objective_id: String,
@@ -77,18 +82,23 @@ pub struct ActionJson {
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
+    /// La finalité de la lecture, qui décide des domaines visibles : `accompagnement`,
+    /// `orientation` ou `statistiques` / the purpose of the read, which decides the visible
+    /// domains.
     #[serde(default)]
     pub purpose: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewObjective {
     pub domain_id: String,
     pub title: String,
+    /// `YYYY-MM-DD`, like every date of the plan.
     #[serde(default)]
     pub start_date: Option<String>,
     #[serde(default)]
@@ -97,11 +107,12 @@ pub struct NewObjective {
     pub owner_user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveChange {
     #[serde(default)]
     pub title: Option<String>,
+    /// `en_cours`, `realise` or `abandonne`.
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -112,7 +123,7 @@ pub struct ObjectiveChange {
     pub owner_user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAction {
     pub title: String,
@@ -126,11 +137,12 @@ pub struct NewAction {
     pub referral_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionChange {
     #[serde(default)]
     pub title: Option<String>,
+    /// `prevue`, `en_cours`, `realisee` or `annulee`.
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -260,6 +272,13 @@ fn client(state: &AppState) -> ActionPlanServiceClient<tonic::transport::Channel
     ActionPlanServiceClient::new(state.upstreams.diagnostics.clone())
 }
 
+/// Le plan d'action d'un diagnostic / A diagnostic's action plan
+///
+/// Les domaines visibles avec leurs objectifs et actions, puis les domaines `withheld` selon
+/// le consentement de la personne. / Visible domains with their objectives and actions, then
+/// the domains `withheld` by the person's consent.
+#[utoipa::path(get, path = "/diagnostics/{id}/plan", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic"), ReadQuery),
+    responses((status = 200, description = "Le plan / The plan", body = PlanJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -278,6 +297,11 @@ async fn fetch(
     Ok(Json(r.plan.ok_or_else(empty_answer)?.into()))
 }
 
+/// Fixer un objectif / Set an objective
+#[utoipa::path(post, path = "/diagnostics/{id}/plan/objectives", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic")),
+    request_body = NewObjective,
+    responses((status = 201, description = "L'objectif / The objective", body = ObjectiveJson),
+        (status = 409, description = "Diagnostic remplacé : le plan se poursuit sur le diagnostic en cours / Superseded diagnostic: the plan goes on on the current one", body = Problem, content_type = "application/problem+json")))]
 async fn add_objective(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -303,6 +327,15 @@ async fn add_objective(
     ))
 }
 
+/// Modifier un objectif / Change an objective
+///
+/// Les champs envoyés remplacent les actuels. Statuts : `en_cours` → `realise` |
+/// `abandonne`, et retour à `en_cours`. / The fields sent replace the current ones;
+/// `realise` and `abandonne` may be reopened to `en_cours`.
+#[utoipa::path(patch, path = "/plan/objectives/{id}", tag = TAG, params(("id" = String, Path, description = "L'objectif (UUIDv7) / the objective")),
+    request_body = ObjectiveChange,
+    responses((status = 200, description = "L'objectif / The objective", body = ObjectiveJson),
+        (status = 409, description = "Passage de statut impossible, ou modifié entre-temps / Status change not allowed, or changed meanwhile", body = Problem, content_type = "application/problem+json")))]
 async fn update_objective(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -326,6 +359,11 @@ async fn update_objective(
     Ok(Json(r.objective.ok_or_else(empty_answer)?.into()))
 }
 
+/// Ajouter une action à un objectif / Add an action to an objective
+#[utoipa::path(post, path = "/plan/objectives/{id}/actions", tag = TAG, params(("id" = String, Path, description = "L'objectif (UUIDv7) / the objective")),
+    request_body = NewAction,
+    responses((status = 201, description = "L'action / The action", body = ActionJson),
+        (status = 409, description = "L'objectif n'est plus en cours / The objective is no longer in progress", body = Problem, content_type = "application/problem+json")))]
 async fn add_action(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -351,6 +389,15 @@ async fn add_action(
     ))
 }
 
+/// Modifier une action / Change an action
+///
+/// Les champs envoyés remplacent les actuels. Statuts : `prevue` → `en_cours` →
+/// `realisee` | `annulee` (étapes sautables) ; `realisee` et `annulee` sont définitifs. / The
+/// fields sent replace the current ones; statuses go forward, done and cancelled are final.
+#[utoipa::path(patch, path = "/plan/actions/{id}", tag = TAG, params(("id" = String, Path, description = "L'action (UUIDv7) / the action")),
+    request_body = ActionChange,
+    responses((status = 200, description = "L'action / The action", body = ActionJson),
+        (status = 409, description = "Passage de statut impossible, ou modifié entre-temps / Status change not allowed, or changed meanwhile", body = Problem, content_type = "application/problem+json")))]
 async fn update_action(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -2,92 +2,108 @@
 //! and `/auth/invitations/accept`: sessions and invitations. Every answer that
 //! carries a token or a code is marked `Cache-Control: no-store`.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::session_service_client::SessionServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::statistics::rfc3339;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me))
-        .route("/invitations/{code}", get(invitation))
-        .route("/auth/invitations/accept", post(accept))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(invitation))
+        .routes(routes!(accept))
 }
 
-#[derive(Debug, Deserialize)]
+const TAG: &str = "Sessions";
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptBody {
+    /// The invitation's one-time code.
     pub code: String,
+    /// A new account's password: 12 to 128 characters, not one character
+    /// repeated, not the e-mail. For an existing account (`password_required`
+    /// false), its current password.
     pub password: String,
+    /// The name shown to others; required when the inviter gave none.
     #[serde(default)]
     pub display_name: Option<String>,
 }
 
 /// A structure the caller belongs to, with the roles held there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StructureRoles {
     pub id: String,
     pub name: String,
+    /// `counselor`, `structure_admin`, `partner`, `analyst`
     pub roles: Vec<String>,
 }
 
 /// The caller: `GET /me`, and the `user` of every session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MeJson {
     pub user_id: String,
     pub email: String,
     pub display_name: String,
     /// `invited`, `active`, `locked`, `disabled`
     pub status: String,
-    /// Every role held, once each.
+    /// Every role held, once each: `person`, `counselor`, `structure_admin`,
+    /// `partner`, `analyst`, `operator`.
     pub roles: Vec<String>,
     pub structures: Vec<StructureRoles>,
+    /// The person's own file, for an account with the role `person`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person_id: Option<String>,
 }
 
 /// A session: OAuth 2-like token answer plus the caller.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionJson {
+    /// JWT, sent as `Authorization: Bearer …`.
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds the access token stays valid.
     pub expires_in: i64,
+    /// For `POST /auth/refresh` and `POST /auth/logout`.
     pub refresh_token: String,
     pub refresh_token_expires_at: Option<String>,
     pub user: MeJson,
 }
 
 /// What an invitation code is for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationInfo {
     pub invitation_id: String,
     /// Absent for an operator's invitation.
     pub structure: Option<StructureRef>,
+    /// `person`, `counselor`, `structure_admin`, `partner`, `analyst`, `operator`
     pub role: String,
     pub email: String,
     pub expires_at: Option<String>,
@@ -96,7 +112,8 @@ pub struct InvitationInfo {
     pub password_required: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// A structure named.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StructureRef {
     pub id: String,
     pub name: String,
@@ -203,6 +220,13 @@ fn client(state: &AppState) -> SessionServiceClient<tonic::transport::Channel> {
     SessionServiceClient::new(state.upstreams.identity.clone())
 }
 
+/// Se connecter / Log in
+///
+/// Répond le jeton d'accès, le jeton de renouvellement et l'appelant
+/// (`Cache-Control: no-store`). / Answers the access token, the refresh token and
+/// the caller (`Cache-Control: no-store`).
+#[utoipa::path(post, path = "/auth/login", tag = TAG, security(()), request_body = LoginBody,
+    responses((status = 200, description = "La session / The session", body = SessionJson)))]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,6 +244,12 @@ async fn login(
     Ok(no_store(StatusCode::OK, session_json(r.session, r.user)?))
 }
 
+/// Renouveler la session / Refresh the session
+///
+/// Le jeton de renouvellement sert une fois : la réponse en donne un nouveau. / The
+/// refresh token is used once: the answer carries a new one.
+#[utoipa::path(post, path = "/auth/refresh", tag = TAG, security(()), request_body = RefreshBody,
+    responses((status = 200, description = "La nouvelle session / The new session", body = SessionJson)))]
 async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -236,6 +266,9 @@ async fn refresh(
     Ok(no_store(StatusCode::OK, session_json(r.session, r.user)?))
 }
 
+/// Se déconnecter / Log out
+#[utoipa::path(post, path = "/auth/logout", tag = TAG, security(()), request_body = RefreshBody,
+    responses((status = 204, description = "Session fermée / Session ended")))]
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -252,6 +285,11 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// L'appelant / The caller
+///
+/// Son compte, ses rôles et ses structures. / Their account, roles and structures.
+#[utoipa::path(get, path = "/me", tag = TAG,
+    responses((status = 200, description = "L'appelant / The caller", body = MeJson)))]
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<MeJson>, Problem> {
     let req = state.upstreams.request(&headers, pb::GetMeRequest {});
     let r = client(&state).get_me(req).await?.into_inner();
@@ -260,6 +298,13 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me
         .ok_or_else(crate::json::empty_answer)
 }
 
+/// Lire une invitation / Read an invitation
+///
+/// Pour quoi vaut un code d'invitation, avant de l'accepter. / What an invitation code
+/// is for, before accepting it.
+#[utoipa::path(get, path = "/invitations/{code}", tag = TAG, security(()),
+    params(("code" = String, Path, description = "Le code d'invitation / the invitation code")),
+    responses((status = 200, description = "L'invitation / The invitation", body = InvitationInfo)))]
 async fn invitation(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -287,6 +332,13 @@ async fn invitation(
     ))
 }
 
+/// Accepter une invitation / Accept an invitation
+///
+/// Fixe le mot de passe d'un nouveau compte (ou demande celui du compte existant) et
+/// ouvre une session. / Sets a new account's password (or asks for the existing
+/// account's) and opens a session.
+#[utoipa::path(post, path = "/auth/invitations/accept", tag = TAG, security(()), request_body = AcceptBody,
+    responses((status = 200, description = "La session / The session", body = SessionJson)))]
 async fn accept(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -5,65 +5,52 @@
 //! space kinds `territory`, `theme`, `structure`; roles `member`,
 //! `moderator`; statuses `published`, `hidden`.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use eva_proto::community::v1 as pb;
 use eva_proto::community::v1::question_service_client::QuestionServiceClient;
 use eva_proto::community::v1::solution_service_client::SolutionServiceClient;
 use eva_proto::community::v1::space_service_client::SpaceServiceClient;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{PageQuery, code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/community/spaces", get(list_spaces).post(create_space))
-        .route("/community/spaces/{id}", get(get_space))
-        .route("/community/spaces/{id}/join", post(join_space))
-        .route("/community/spaces/{id}/leave", post(leave_space))
-        .route(
-            "/community/spaces/{id}/members/{user_id}",
-            patch(set_space_role),
-        )
-        .route(
-            "/community/questions",
-            get(list_questions).post(create_question),
-        )
-        .route(
-            "/community/questions/{id}",
-            get(get_question).patch(update_question),
-        )
-        .route(
-            "/community/questions/{id}/follow",
-            post(follow_question).delete(unfollow_question),
-        )
-        .route(
-            "/community/questions/{id}/answers",
-            get(list_answers).post(create_answer),
-        )
-        .route("/community/answers/{id}", patch(update_answer))
-        .route("/community/answers/{id}/votes", post(vote_answer))
-        .route("/community/answers/{id}/accept", post(accept_answer))
-        .route("/community/answers/{id}/certify", post(certify_answer))
-        .route(
-            "/community/solutions",
-            get(list_solutions).post(create_solution),
-        )
-        .route(
-            "/community/solutions/{id}",
-            get(get_solution).patch(update_solution),
-        )
-        .route(
-            "/community/solutions/{id}/feedback",
-            post(solution_feedback),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_spaces, create_space))
+        .routes(routes!(get_space))
+        .routes(routes!(join_space))
+        .routes(routes!(leave_space))
+        .routes(routes!(set_space_role))
+        .routes(routes!(list_questions, create_question))
+        .routes(routes!(get_question, update_question))
+        .routes(routes!(follow_question, unfollow_question))
+        .routes(routes!(list_answers, create_answer))
+        .routes(routes!(update_answer))
+        .routes(routes!(vote_answer))
+        .routes(routes!(accept_answer))
+        .routes(routes!(certify_answer))
+        .routes(routes!(list_solutions, create_solution))
+        .routes(routes!(get_solution, update_solution))
+        .routes(routes!(solution_feedback))
 }
+
+const SPACES: &str = "Espaces";
+const QUESTIONS: &str = "Questions";
+const SOLUTIONS: &str = "Solutions";
+
+/// The 409 of every post screened before it is stored.
+const SCREENED: &str = "Le texte semble contenir des données personnelles d'une personne \
+    accompagnée ; `errors` nomme le champ, anonymisez-le / The text seems to contain personal \
+    data of a person supported; `errors` names the field, anonymise it";
 
 fn spaces(state: &AppState) -> SpaceServiceClient<Channel> {
     SpaceServiceClient::new(state.upstreams.community.clone())
@@ -81,24 +68,29 @@ fn solutions(state: &AppState) -> SolutionServiceClient<Channel> {
 // JSON
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SpaceJson {
     pub id: String,
+    /// `territory`, `theme` or `structure`.
     pub kind: Option<String>,
     pub name: String,
     pub description: Option<String>,
+    /// A territory space's commune, département or EPCI code.
     pub territory_code: Option<String>,
+    /// A theme space's domain of the référentiel.
     pub domain_id: Option<String>,
+    /// A structure's private space: the structure.
     pub structure_id: Option<String>,
-    /// The caller's role; absent when not a member.
+    /// The caller's role, `member` or `moderator`; absent when not a member.
     pub my_role: Option<String>,
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QuestionJson {
     pub id: String,
     pub space_id: String,
+    /// Absent once the author's account is deleted.
     pub author_user_id: Option<String>,
     pub title: String,
     pub body: String,
@@ -106,56 +98,72 @@ pub struct QuestionJson {
     pub territory_code: Option<String>,
     pub accepted_answer_id: Option<String>,
     pub answer_count: i32,
+    /// Whether the caller follows it.
     pub followed: bool,
+    /// `published` or `hidden`.
     pub status: Option<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AnswerJson {
     pub id: String,
     pub question_id: String,
+    /// Absent once the author's account is deleted.
     pub author_user_id: Option<String>,
     pub body: String,
     pub vote_count: i32,
+    /// Whether the caller voted for it.
     pub voted: bool,
+    /// Accepted by the question's author.
     pub accepted: bool,
+    /// Certified by a moderator of the space.
     pub certified: bool,
+    /// `published` or `hidden`.
     pub status: Option<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VoteJson {
     pub answer_id: String,
     pub user_id: String,
     pub created_at: Option<String>,
+    /// The answer's votes, this one included.
     pub vote_count: i32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SolutionJson {
     pub id: String,
+    /// Absent once the author's account is deleted.
     pub author_user_id: Option<String>,
     pub title: String,
     pub body: String,
     pub domains: Vec<String>,
     pub item_ids: Vec<String>,
     pub territory_codes: Vec<String>,
+    /// `YYYY-MM-DD`.
     pub valid_from: Option<String>,
+    /// `YYYY-MM-DD`.
     pub valid_until: Option<String>,
+    /// A service of the directory it points to.
     pub directory_service_id: Option<String>,
+    /// Counselors who said they used it.
     pub used_count: i32,
+    /// Counselors who said it worked.
     pub worked_count: i32,
+    /// `published` or `hidden`.
     pub status: Option<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RoleJson {
+    /// `member` or `moderator`.
     pub role: Option<String>,
 }
 
@@ -281,45 +289,58 @@ impl From<pb::Solution> for SolutionJson {
 // Bodies and queries
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// `territory`, `theme` or `structure`.
     #[serde(default)]
     pub kind: Option<String>,
+    /// Only the spaces the caller is a member of.
     #[serde(default)]
     pub joined_only: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSpace {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// `territory`, `theme` or `structure`.
     pub kind: String,
+    /// For a `territory` space: a commune, département or EPCI code.
     #[serde(default)]
     pub territory_code: Option<String>,
+    /// For a `theme` space: a domain of the référentiel.
     #[serde(default)]
     pub domain_id: Option<String>,
+    /// For a `structure` space: the structure.
     #[serde(default)]
     pub structure_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
+    /// `member` or `moderator`.
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QuestionQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
     #[serde(default)]
@@ -329,13 +350,15 @@ pub struct QuestionQuery {
     pub domain: Option<String>,
     #[serde(default)]
     pub territory_code: Option<String>,
+    /// Only the questions without an answer.
     #[serde(default)]
     pub unanswered: bool,
+    /// Only the questions the caller follows.
     #[serde(default)]
     pub followed: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewQuestion {
     pub space_id: String,
@@ -347,7 +370,7 @@ pub struct NewQuestion {
     pub territory_code: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuestionChange {
     #[serde(default)]
@@ -361,15 +384,16 @@ pub struct QuestionChange {
     pub territory_code: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAnswer {
     pub body: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Certification {
+    /// `false` withdraws the certification.
     #[serde(default = "yes")]
     pub certified: bool,
 }
@@ -378,11 +402,14 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SolutionQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
     /// One domain, or several separated by commas.
@@ -393,11 +420,12 @@ pub struct SolutionQuery {
     pub item_id: Option<String>,
     #[serde(default)]
     pub territory_code: Option<String>,
+    /// Also the sheets whose `valid_until` has passed.
     #[serde(default)]
     pub include_expired: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SolutionBody {
     pub title: String,
@@ -408,17 +436,21 @@ pub struct SolutionBody {
     pub item_ids: Vec<String>,
     #[serde(default)]
     pub territory_codes: Vec<String>,
+    /// `YYYY-MM-DD`.
     #[serde(default)]
     pub valid_from: Option<String>,
+    /// `YYYY-MM-DD`.
     #[serde(default)]
     pub valid_until: Option<String>,
+    /// A service of the directory it points to.
     #[serde(default)]
     pub directory_service_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
+    /// Whether it worked; it counts as used either way.
     pub worked: bool,
 }
 
@@ -435,6 +467,12 @@ fn list_of(s: Option<String>) -> Vec<String> {
 // Spaces
 // ---------------------------------------------------------------------------
 
+/// Espaces de la communauté / Community spaces
+///
+/// Par territoire, par thème (un domaine du référentiel) ou privés à une structure. / By
+/// territory, by theme (a domain of the référentiel) or private to a structure.
+#[utoipa::path(get, path = "/community/spaces", tag = SPACES, params(SpaceQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<SpaceJson>)))]
 async fn list_spaces(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -461,6 +499,9 @@ async fn list_spaces(
     }))
 }
 
+/// Créer un espace / Create a space
+#[utoipa::path(post, path = "/community/spaces", tag = SPACES, request_body = NewSpace,
+    responses((status = 201, description = "Créé / Created", body = SpaceJson)))]
 async fn create_space(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -486,6 +527,9 @@ async fn create_space(
     ))
 }
 
+/// Un espace / One space
+#[utoipa::path(get, path = "/community/spaces/{id}", tag = SPACES, params(("id" = String, Path, description = "L'espace (UUIDv7) / the space")),
+    responses((status = 200, description = "L'espace / The space", body = SpaceJson)))]
 async fn get_space(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -498,6 +542,9 @@ async fn get_space(
     Ok(Json(r.space.ok_or_else(empty_answer)?.into()))
 }
 
+/// Rejoindre un espace / Join a space
+#[utoipa::path(post, path = "/community/spaces/{id}/join", tag = SPACES, params(("id" = String, Path, description = "L'espace (UUIDv7) / the space")),
+    responses((status = 200, description = "L'espace, avec votre rôle / The space, with your role", body = SpaceJson)))]
 async fn join_space(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -510,6 +557,9 @@ async fn join_space(
     Ok(Json(r.space.ok_or_else(empty_answer)?.into()))
 }
 
+/// Quitter un espace / Leave a space
+#[utoipa::path(post, path = "/community/spaces/{id}/leave", tag = SPACES, params(("id" = String, Path, description = "L'espace (UUIDv7) / the space")),
+    responses((status = 204, description = "Quitté / Left")))]
 async fn leave_space(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -522,6 +572,13 @@ async fn leave_space(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Changer le rôle d'un membre / Change a member's role
+///
+/// Réservé aux modérateurs de l'espace. / For the space's moderators.
+#[utoipa::path(patch, path = "/community/spaces/{id}/members/{user_id}", tag = SPACES,
+    params(("id" = String, Path, description = "L'espace (UUIDv7) / the space"), ("user_id" = String, Path, description = "Le membre / the member")),
+    request_body = NewRole,
+    responses((status = 200, description = "Le nouveau rôle / The new role", body = RoleJson)))]
 async fn set_space_role(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -548,6 +605,11 @@ async fn set_space_role(
 // Questions and answers
 // ---------------------------------------------------------------------------
 
+/// Questions des espaces / Questions of the spaces
+///
+/// Les plus récentes d'abord. / Newest first.
+#[utoipa::path(get, path = "/community/questions", tag = QUESTIONS, params(QuestionQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<QuestionJson>)))]
 async fn list_questions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -573,6 +635,15 @@ async fn list_questions(
     }))
 }
 
+/// Poser une question / Ask a question
+///
+/// Le texte est relu avant d'être enregistré : un NIR, un téléphone, un e-mail ou le nom d'une
+/// personne suivie par votre structure le fait refuser (409). / The text is screened before it
+/// is stored: a NIR, a phone number, an e-mail or the name of a person your structure follows
+/// gets it refused (409).
+#[utoipa::path(post, path = "/community/questions", tag = QUESTIONS, request_body = NewQuestion,
+    responses((status = 201, description = "Publiée / Posted", body = QuestionJson),
+        (status = 409, description = SCREENED, body = Problem, content_type = "application/problem+json")))]
 async fn create_question(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -596,6 +667,9 @@ async fn create_question(
     ))
 }
 
+/// Une question / One question
+#[utoipa::path(get, path = "/community/questions/{id}", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question")),
+    responses((status = 200, description = "La question / The question", body = QuestionJson)))]
 async fn get_question(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -608,6 +682,14 @@ async fn get_question(
     Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
 }
 
+/// Modifier une question / Edit a question
+///
+/// Seuls les champs présents changent ; le texte est relu comme à la création. / Only the
+/// fields present change; the text is screened as on creation.
+#[utoipa::path(patch, path = "/community/questions/{id}", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question")),
+    request_body = QuestionChange,
+    responses((status = 200, description = "La question / The question", body = QuestionJson),
+        (status = 409, description = SCREENED, body = Problem, content_type = "application/problem+json")))]
 async fn update_question(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -648,6 +730,9 @@ async fn follow(
     Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
 }
 
+/// Suivre une question / Follow a question
+#[utoipa::path(post, path = "/community/questions/{id}/follow", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question")),
+    responses((status = 200, description = "La question, suivie / The question, followed", body = QuestionJson)))]
 async fn follow_question(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -656,6 +741,9 @@ async fn follow_question(
     follow(&state, &headers, id, true).await
 }
 
+/// Ne plus suivre une question / Unfollow a question
+#[utoipa::path(delete, path = "/community/questions/{id}/follow", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question")),
+    responses((status = 200, description = "La question, plus suivie / The question, no longer followed", body = QuestionJson)))]
 async fn unfollow_question(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -664,6 +752,12 @@ async fn unfollow_question(
     follow(&state, &headers, id, false).await
 }
 
+/// Réponses à une question / Answers to a question
+///
+/// L'acceptée d'abord, puis la certifiée, puis par votes. / The accepted one first, then the
+/// certified one, then by votes.
+#[utoipa::path(get, path = "/community/questions/{id}/answers", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question"), PageQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<AnswerJson>)))]
 async fn list_answers(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -686,6 +780,13 @@ async fn list_answers(
     }))
 }
 
+/// Répondre à une question / Answer a question
+///
+/// Le texte est relu avant d'être enregistré. / The text is screened before it is stored.
+#[utoipa::path(post, path = "/community/questions/{id}/answers", tag = QUESTIONS, params(("id" = String, Path, description = "La question (UUIDv7) / the question")),
+    request_body = NewAnswer,
+    responses((status = 201, description = "Publiée / Posted", body = AnswerJson),
+        (status = 409, description = "Données personnelles dans le texte (`errors` nomme le champ), ou question masquée / Personal data in the text (`errors` names the field), or the question is hidden", body = Problem, content_type = "application/problem+json")))]
 async fn create_answer(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -707,6 +808,11 @@ async fn create_answer(
     ))
 }
 
+/// Modifier une réponse / Edit an answer
+#[utoipa::path(patch, path = "/community/answers/{id}", tag = QUESTIONS, params(("id" = String, Path, description = "La réponse (UUIDv7) / the answer")),
+    request_body = NewAnswer,
+    responses((status = 200, description = "La réponse / The answer", body = AnswerJson),
+        (status = 409, description = SCREENED, body = Problem, content_type = "application/problem+json")))]
 async fn update_answer(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -725,6 +831,12 @@ async fn update_answer(
     Ok(Json(r.answer.ok_or_else(empty_answer)?.into()))
 }
 
+/// Voter pour une réponse / Vote for an answer
+///
+/// Un vote par conseiller. / One vote per counselor.
+#[utoipa::path(post, path = "/community/answers/{id}/votes", tag = QUESTIONS, params(("id" = String, Path, description = "La réponse (UUIDv7) / the answer")),
+    responses((status = 201, description = "Le vote / The vote", body = VoteJson),
+        (status = 409, description = "Vous avez déjà voté / You already voted", body = Problem, content_type = "application/problem+json")))]
 async fn vote_answer(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -746,6 +858,11 @@ async fn vote_answer(
     ))
 }
 
+/// Accepter une réponse / Accept an answer
+///
+/// Par l'auteur de la question. / By the question's author.
+#[utoipa::path(post, path = "/community/answers/{id}/accept", tag = QUESTIONS, params(("id" = String, Path, description = "La réponse (UUIDv7) / the answer")),
+    responses((status = 200, description = "La question, avec sa réponse acceptée / The question, with its accepted answer", body = QuestionJson)))]
 async fn accept_answer(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -762,6 +879,14 @@ async fn accept_answer(
     Ok(Json(r.question.ok_or_else(empty_answer)?.into()))
 }
 
+/// Certifier une réponse / Certify an answer
+///
+/// Par un modérateur de l'espace ; sans corps, la réponse est certifiée, `certified: false`
+/// retire la certification. / By a moderator of the space; without a body the answer is
+/// certified, `certified: false` withdraws it.
+#[utoipa::path(post, path = "/community/answers/{id}/certify", tag = QUESTIONS, params(("id" = String, Path, description = "La réponse (UUIDv7) / the answer")),
+    request_body = Option<Certification>,
+    responses((status = 200, description = "La réponse / The answer", body = AnswerJson)))]
 async fn certify_answer(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -784,6 +909,13 @@ async fn certify_answer(
 // Solutions
 // ---------------------------------------------------------------------------
 
+/// Bibliothèque de solutions / Solution library
+///
+/// Les fiches non expirées (sauf `include_expired`), les plus utiles d'abord : celles qui ont
+/// marché, puis celles utilisées. / Sheets not expired (unless `include_expired`), most useful
+/// first: those that worked, then those used.
+#[utoipa::path(get, path = "/community/solutions", tag = SOLUTIONS, params(SolutionQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<SolutionJson>)))]
 async fn list_solutions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -823,6 +955,12 @@ fn sheet(id: String, b: SolutionBody) -> pb::Solution {
     }
 }
 
+/// Publier une fiche solution / Post a solution sheet
+///
+/// Le texte est relu avant d'être enregistré. / The text is screened before it is stored.
+#[utoipa::path(post, path = "/community/solutions", tag = SOLUTIONS, request_body = SolutionBody,
+    responses((status = 201, description = "Publiée / Posted", body = SolutionJson),
+        (status = 409, description = SCREENED, body = Problem, content_type = "application/problem+json")))]
 async fn create_solution(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -850,6 +988,9 @@ async fn create_solution(
     ))
 }
 
+/// Une fiche solution / One solution sheet
+#[utoipa::path(get, path = "/community/solutions/{id}", tag = SOLUTIONS, params(("id" = String, Path, description = "La fiche (UUIDv7) / the sheet")),
+    responses((status = 200, description = "La fiche / The sheet", body = SolutionJson)))]
 async fn get_solution(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -862,6 +1003,13 @@ async fn get_solution(
     Ok(Json(r.solution.ok_or_else(empty_answer)?.into()))
 }
 
+/// Modifier une fiche solution / Edit a solution sheet
+///
+/// La fiche entière est remplacée. / The whole sheet is replaced.
+#[utoipa::path(patch, path = "/community/solutions/{id}", tag = SOLUTIONS, params(("id" = String, Path, description = "La fiche (UUIDv7) / the sheet")),
+    request_body = SolutionBody,
+    responses((status = 200, description = "La fiche / The sheet", body = SolutionJson),
+        (status = 409, description = SCREENED, body = Problem, content_type = "application/problem+json")))]
 async fn update_solution(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -879,6 +1027,14 @@ async fn update_solution(
     Ok(Json(r.solution.ok_or_else(empty_answer)?.into()))
 }
 
+/// Dire si une fiche a servi / Say whether a sheet helped
+///
+/// « Je l'ai utilisée », et `worked` dit si elle a marché ; un avis par conseiller, le dernier
+/// compte. / "I used it", and `worked` says whether it worked; one per counselor, the latest
+/// counts.
+#[utoipa::path(post, path = "/community/solutions/{id}/feedback", tag = SOLUTIONS, params(("id" = String, Path, description = "La fiche (UUIDv7) / the sheet")),
+    request_body = Feedback,
+    responses((status = 200, description = "La fiche, ses compteurs à jour / The sheet, its counts updated", body = SolutionJson)))]
 async fn solution_feedback(
     State(state): State<AppState>,
     headers: HeaderMap,

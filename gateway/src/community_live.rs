@@ -11,37 +11,40 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::community::v1 as pb;
 use eva_proto::community::v1::checkin_service_client::CheckinServiceClient;
 use eva_proto::community::v1::moderation_service_client::ModerationServiceClient;
 use eva_proto::community::v1::notification_service_client::NotificationServiceClient;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/notifications", get(list))
-        .route("/notifications/read", post(mark_read))
-        .route(
-            "/notifications/preferences",
-            get(preferences).patch(update_preferences),
-        )
-        .route("/notifications/stream", get(stream))
-        .route("/community/reports", post(report))
-        .route("/community/moderation", post(moderate))
-        .route("/community/moderation-log", get(moderation_log))
-        .route("/community/checkins", post(checkin))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mark_read))
+        .routes(routes!(preferences, update_preferences))
+        .routes(routes!(stream))
+        .routes(routes!(report))
+        .routes(routes!(moderate))
+        .routes(routes!(moderation_log))
+        .routes(routes!(checkin))
 }
+
+const NOTIFICATIONS: &str = "Notifications";
+const MODERATION: &str = "Modération";
+const CHECKINS: &str = "Qualité de vie au travail";
 
 const KINDS: &str = "reply, mention, new_solution, answer_accepted";
 const FREQUENCIES: &str = "immediately, daily_digest, never";
@@ -50,80 +53,106 @@ const CONTENT_KINDS: &str = "question, answer, solution";
 /// How often the stream says it is alive when nothing happens.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationJson {
     pub id: String,
     pub user_id: String,
+    /// `reply`, `mention`, `new_solution` or `answer_accepted`.
     pub kind: Option<String>,
+    /// The post it is about: `question`, `answer` or `solution`.
     pub content_kind: Option<String>,
     pub content_id: Option<String>,
+    /// The question the post belongs to, for a question or an answer.
     pub question_id: Option<String>,
     pub created_at: Option<String>,
+    /// Absent while unread.
     pub read_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationPage {
     pub items: Vec<NotificationJson>,
     pub next_page_token: Option<String>,
+    /// The caller's unread notifications, all pages.
     pub unread_count: i32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PreferencesJson {
-    /// Kind code → frequency code.
+    /// Kind code (`reply`, `mention`, `new_solution`, `answer_accepted`) → frequency code
+    /// (`immediately`, `daily_digest`, `never`).
     pub preferences: BTreeMap<String, String>,
     pub followed_domains: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LogEntryJson {
     pub id: String,
+    /// `question`, `answer` or `solution`.
     pub content_kind: Option<String>,
     pub content_id: Option<String>,
+    /// `report`, `hide` or `restore`.
     pub action: Option<String>,
+    /// Absent once the actor's account is deleted.
     pub actor_user_id: Option<String>,
     pub reason: String,
     pub occurred_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkedJson {
+    /// How many notifications were marked read.
+    pub marked: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckinJson {
+    /// The month answered, `YYYY-MM`.
     pub month: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// Only the notifications not read yet.
     #[serde(default)]
     pub unread_only: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// One space the caller moderates; when absent, all those the caller moderates.
     #[serde(default)]
     pub space_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
+    /// The notifications to mark read.
     #[serde(default)]
     pub notification_ids: Vec<String>,
+    /// All the caller's notifications.
     #[serde(default)]
     pub all: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     /// Kind code → frequency code; kinds not listed keep their setting.
@@ -134,17 +163,19 @@ pub struct PreferencesPatch {
     pub followed_domains: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
+    /// `question`, `answer` or `solution`.
     pub content_kind: String,
     pub content_id: String,
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewModeration {
+    /// `question`, `answer` or `solution`.
     pub content_kind: String,
     pub content_id: String,
     /// `hide` or `restore`.
@@ -152,11 +183,14 @@ pub struct NewModeration {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckin {
+    /// 1 to 5.
     pub workload: i32,
+    /// 1 to 5.
     pub isolation: i32,
+    /// 1 to 5.
     pub support: i32,
 }
 
@@ -250,6 +284,11 @@ fn moderation(state: &AppState) -> ModerationServiceClient<tonic::transport::Cha
     ModerationServiceClient::new(state.upstreams.community.clone())
 }
 
+/// Mes notifications / My notifications
+///
+/// Les plus récentes d'abord, avec le nombre de non lues. / Newest first, with the unread count.
+#[utoipa::path(get, path = "/notifications", tag = NOTIFICATIONS, params(ListQuery),
+    responses((status = 200, description = "Une page / One page", body = NotificationPage)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -275,11 +314,17 @@ async fn list(
     }))
 }
 
+/// Marquer des notifications lues / Mark notifications read
+///
+/// Celles de `notification_ids`, ou toutes avec `all`. / Those of `notification_ids`, or all
+/// with `all`.
+#[utoipa::path(post, path = "/notifications/read", tag = NOTIFICATIONS, request_body = MarkRead,
+    responses((status = 200, description = "Combien / How many", body = MarkedJson)))]
 async fn mark_read(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<MarkRead>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<MarkedJson>, Problem> {
     let Json(b) = body?;
     let req = state.upstreams.request(
         &headers,
@@ -292,9 +337,12 @@ async fn mark_read(
         .mark_notifications_read(req)
         .await?
         .into_inner();
-    Ok(Json(serde_json::json!({ "marked": r.marked })))
+    Ok(Json(MarkedJson { marked: r.marked }))
 }
 
+/// Mes préférences de notification / My notification preferences
+#[utoipa::path(get, path = "/notifications/preferences", tag = NOTIFICATIONS,
+    responses((status = 200, description = "Les préférences / The preferences", body = PreferencesJson)))]
 async fn preferences(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -309,6 +357,10 @@ async fn preferences(
     Ok(Json(preferences_json(r.preferences, r.followed_domains)))
 }
 
+/// Changer mes préférences de notification / Change my notification preferences
+#[utoipa::path(patch, path = "/notifications/preferences", tag = NOTIFICATIONS,
+    request_body = PreferencesPatch,
+    responses((status = 200, description = "Les préférences / The preferences", body = PreferencesJson)))]
 async fn update_preferences(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -363,8 +415,15 @@ async fn update_preferences(
     Ok(Json(preferences_json(r.preferences, r.followed_domains)))
 }
 
-/// The caller's new notifications as server-sent events: first a `ready`
-/// event once community listens, then one `notification` event each.
+/// Mes notifications en direct / My notifications live
+///
+/// Événements serveur (SSE) : d'abord `ready` quand l'écoute commence, puis un événement
+/// `notification` (données : une notification en JSON, `id` : son identifiant) par nouvelle
+/// notification ; un commentaire toutes les 15 s garde la connexion. / Server-sent events:
+/// first `ready` once listening, then one `notification` event (data: the notification as
+/// JSON, `id`: its id) each; a comment every 15 s keeps the connection alive.
+#[utoipa::path(get, path = "/notifications/stream", tag = NOTIFICATIONS,
+    responses((status = 200, description = "Le flux `text/event-stream` / The `text/event-stream` feed", body = String, content_type = "text/event-stream")))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -398,6 +457,10 @@ async fn stream(
     Ok(Sse::new(ready.chain(items).map(Ok)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
+/// Signaler une publication / Report a post
+#[utoipa::path(post, path = "/community/reports", tag = MODERATION, request_body = NewReport,
+    responses((status = 201, description = "Le signalement au journal / The report in the log", body = LogEntryJson),
+        (status = 409, description = "Vous l'avez déjà signalée / You already reported it", body = Problem, content_type = "application/problem+json")))]
 async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -419,6 +482,12 @@ async fn report(
     ))
 }
 
+/// Masquer ou rétablir une publication / Hide or restore a post
+///
+/// Par les modérateurs de son espace (une fiche : ceux de l'espace thématique de ses
+/// domaines). / By the moderators of its space (a sheet: those of its domains' theme space).
+#[utoipa::path(post, path = "/community/moderation", tag = MODERATION, request_body = NewModeration,
+    responses((status = 201, description = "L'entrée du journal / The log entry", body = LogEntryJson)))]
 async fn moderate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -451,6 +520,12 @@ async fn moderate(
     ))
 }
 
+/// Journal de modération / Moderation log
+///
+/// Celui des espaces que vous modérez (tous pour un opérateur), le plus récent d'abord. /
+/// That of the spaces you moderate (all for an operator), newest first.
+#[utoipa::path(get, path = "/community/moderation-log", tag = MODERATION, params(LogQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<LogEntryJson>)))]
 async fn moderation_log(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -475,6 +550,14 @@ async fn moderation_log(
     }))
 }
 
+/// Répondre au point mensuel / Answer the monthly check-in
+///
+/// Anonyme : les réponses partent avec le mois et le département, aucune note n'est gardée
+/// par personne ; une fois par mois. / Anonymous: the answers leave with the month and the
+/// département, no one's scores are kept; once a month.
+#[utoipa::path(post, path = "/community/checkins", tag = CHECKINS, request_body = NewCheckin,
+    responses((status = 201, description = "Enregistré / Recorded", body = CheckinJson),
+        (status = 409, description = "Déjà répondu ce mois-ci / Already answered this month", body = Problem, content_type = "application/problem+json")))]
 async fn checkin(
     State(state): State<AppState>,
     headers: HeaderMap,

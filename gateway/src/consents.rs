@@ -1,32 +1,39 @@
 //! `/people/{id}/consents`, `/consents/…`: the consent a person gives to a
 //! structure, its withdrawal, its signed receipt, and the access check.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::consent_service_client::ConsentServiceClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/people/{id}/consents", get(list).post(grant))
-        .route("/consents/check", get(check))
-        .route("/consents/{id}", get(fetch))
-        .route("/consents/{id}/withdraw", post(withdraw))
-        .route("/consents/{id}/receipt", get(receipt))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, grant))
+        .routes(routes!(check))
+        .routes(routes!(fetch))
+        .routes(routes!(withdraw))
+        .routes(routes!(receipt))
 }
 
+const TAG: &str = "Consentements";
+
+const ID: &str = "Le consentement (UUIDv7) / the consent";
+const PERSON: &str = "La personne (UUIDv7) / the person";
+
 /// A consent in the public API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentJson {
     pub id: String,
     pub person_id: String,
@@ -51,53 +58,67 @@ pub struct ConsentJson {
     pub receipt_url: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantConsent {
+    /// The structure that receives the consent.
     pub grantee_structure_id: String,
-    /// Empty or absent: every domain that is not sensitive.
+    /// Référentiel domain ids. Empty or absent: every domain that is not
+    /// sensitive (`sante` and `difficultes-administratives-ou-juridiques` are
+    /// covered only when listed).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// At least one of `accompagnement`, `orientation`, `statistiques`.
     #[serde(default)]
     pub purposes: Vec<String>,
-    /// `YYYY-MM-DD`; today when absent.
+    /// `YYYY-MM-DD`, not before today; today when absent.
     pub valid_from: Option<String>,
-    /// `YYYY-MM-DD`; one year after `valid_from` when absent.
+    /// `YYYY-MM-DD`, inclusive, at most three years after `valid_from`; one
+    /// year after `valid_from` when absent.
     pub valid_until: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `active`, `withdrawn` or `expired`; all when absent.
     pub status: Option<String>,
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
+    /// The structure that wants to read (UUIDv7).
     #[serde(default)]
     pub structure_id: String,
+    /// The person whose data it is (UUIDv7).
     #[serde(default)]
     pub person_id: String,
+    /// The référentiel domain id, e.g. `sante`.
     #[serde(default)]
     pub domain: String,
+    /// `accompagnement`, `orientation` or `statistiques`.
     #[serde(default)]
     pub purpose: String,
 }
 
 /// The answer of the access check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionJson {
     pub allowed: bool,
     /// `consent_active`, `no_consent`, `domain_not_covered`,
     /// `purpose_not_covered`, `consent_withdrawn`, `consent_expired`,
     /// `person_erased`.
     pub reason: String,
+    /// The consent that allows it; absent when denied.
     pub consent_id: Option<String>,
 }
 
@@ -161,6 +182,16 @@ fn client(state: &AppState) -> ConsentServiceClient<tonic::transport::Channel> {
     ConsentServiceClient::new(state.upstreams.identity.clone())
 }
 
+/// Recueillir un consentement / Record a consent
+///
+/// La personne consent à ce qu'une structure voie des domaines de son dossier, pour des
+/// finalités et une période ; un reçu signé est émis. / The person consents to a
+/// structure seeing domains of their file, for purposes and a period; a signed receipt
+/// is issued.
+#[utoipa::path(post, path = "/people/{id}/consents", tag = TAG,
+    params(("id" = String, Path, description = PERSON)),
+    request_body = GrantConsent,
+    responses((status = 201, description = "Le consentement / The consent", body = ConsentJson)))]
 async fn grant(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -189,6 +220,10 @@ async fn grant(
     Ok((StatusCode::CREATED, Json(consent.into())))
 }
 
+/// Les consentements d'une personne / A person's consents
+#[utoipa::path(get, path = "/people/{id}/consents", tag = TAG,
+    params(("id" = String, Path, description = PERSON), ListQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<ConsentJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -216,6 +251,9 @@ async fn list(
     }))
 }
 
+/// Un consentement / One consent
+#[utoipa::path(get, path = "/consents/{id}", tag = TAG, params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "Le consentement / The consent", body = ConsentJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -228,6 +266,12 @@ async fn fetch(
     Ok(Json(r.consent.ok_or_else(empty_answer)?.into()))
 }
 
+/// Retirer un consentement / Withdraw a consent
+///
+/// Effet immédiat ; retirer un consentement qui n'est plus actif ne change rien. /
+/// Takes effect at once; withdrawing a consent no longer active changes nothing.
+#[utoipa::path(post, path = "/consents/{id}/withdraw", tag = TAG, params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "Le consentement retiré / The withdrawn consent", body = ConsentJson)))]
 async fn withdraw(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -240,8 +284,14 @@ async fn withdraw(
     Ok(Json(r.consent.ok_or_else(empty_answer)?.into()))
 }
 
-/// The signed receipt as a file to keep: the receipt, its detached JWS and
-/// how to check it.
+/// Le reçu signé d'un consentement / A consent's signed receipt
+///
+/// Un fichier JSON à garder (`Content-Disposition: attachment`) : `receipt`, sa
+/// signature JWS détachée (`signature`), comment la vérifier (`verification`) et
+/// `issued_at`. / A JSON file to keep: `receipt`, its detached JWS (`signature`), how
+/// to check it (`verification`) and `issued_at`.
+#[utoipa::path(get, path = "/consents/{id}/receipt", tag = TAG, params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "Le reçu, en pièce jointe / The receipt, as an attachment", body = Object, content_type = "application/json")))]
 async fn receipt(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -276,6 +326,13 @@ async fn receipt(
     Ok(res)
 }
 
+/// Vérifier un accès / Check an access
+///
+/// Cette structure peut-elle voir ce domaine du dossier de cette personne pour cette
+/// finalité ? Refusé par défaut. / May this structure see this domain of this person's
+/// file for this purpose? Denied by default.
+#[utoipa::path(get, path = "/consents/check", tag = TAG, params(CheckQuery),
+    responses((status = 200, description = "La décision / The decision", body = DecisionJson)))]
 async fn check(
     State(state): State<AppState>,
     headers: HeaderMap,

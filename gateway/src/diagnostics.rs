@@ -3,30 +3,34 @@
 //! domain carries `"access": "visible"` or `"withheld"` (nothing inside);
 //! levels, statuses and evolutions are codes.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::diagnostics::v1 as pb;
 use eva_proto::diagnostics::v1::diagnostic_service_client::DiagnosticServiceClient;
 use eva_proto::identity::v1::ConsentPurpose;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/people/{id}/diagnostics", get(list).post(create))
-        .route("/diagnostics/compare", get(compare))
-        .route("/diagnostics/{id}", get(fetch).patch(rate))
-        .route("/diagnostics/{id}/self-rating", post(self_rate))
-        .route("/diagnostics/{id}/share", post(share))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(compare))
+        .routes(routes!(fetch, rate))
+        .routes(routes!(self_rate))
+        .routes(routes!(share))
 }
 
-#[derive(Debug, Serialize)]
+const TAG: &str = "Diagnostics";
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DiagnosticJson {
     pub id: String,
     pub person_id: String,
@@ -44,7 +48,7 @@ pub struct DiagnosticJson {
     pub domains: Vec<DomainJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DomainJson {
     pub domain_id: String,
     /// `visible` or `withheld`.
@@ -53,10 +57,12 @@ pub struct DomainJson {
     pub items: Option<Vec<ItemJson>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemJson {
     pub item_id: String,
+    /// `non_aborde`, `frein_majeur`, `frein`, `sans_impact`, `point_d_appui`.
     pub counselor_level: Option<String>,
+    /// The person's own rating, same codes.
     pub person_level: Option<String>,
     pub counselor_note: Option<String>,
     pub person_note: Option<String>,
@@ -64,7 +70,7 @@ pub struct ItemJson {
     pub person_rated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SummaryJson {
     pub id: String,
     pub person_id: String,
@@ -77,23 +83,25 @@ pub struct SummaryJson {
     pub superseded_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShareJson {
     pub diagnostic: DiagnosticJson,
+    /// The person's previous shared diagnostic, now `remplace`.
     pub superseded_diagnostic_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ComparisonJson {
     pub from: Option<SummaryJson>,
     pub to: Option<SummaryJson>,
     pub items: Vec<ItemComparisonJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemComparisonJson {
     pub domain_id: String,
     pub item_id: String,
+    /// `visible` or `withheld`.
     pub access: &'static str,
     pub from_counselor_level: Option<String>,
     pub to_counselor_level: Option<String>,
@@ -104,55 +112,73 @@ pub struct ItemComparisonJson {
     pub person_evolution: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDiagnostic {
     pub structure_id: String,
+    /// Start from this earlier diagnostic's visible counselor ratings.
     #[serde(default)]
     pub copy_from_diagnostic_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ratings {
     pub ratings: Vec<RatingJson>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RatingJson {
     pub item_id: String,
-    /// A level code, e.g. `frein`.
+    /// `non_aborde`, `frein_majeur`, `frein`, `sans_impact` or `point_d_appui`.
     pub level: String,
     #[serde(default)]
     pub note: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
+    /// La finalité de la lecture, qui décide des domaines visibles : `accompagnement`,
+    /// `orientation` ou `statistiques` / the purpose of the read, which decides the visible
+    /// domains.
     #[serde(default)]
     pub purpose: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// `brouillon`, `partage` or `remplace`; all when absent.
     #[serde(default)]
     pub status: Option<String>,
+    /// La finalité de la lecture, qui décide des domaines visibles : `accompagnement`,
+    /// `orientation` ou `statistiques` / the purpose of the read, which decides the visible
+    /// domains.
     #[serde(default)]
     pub purpose: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
+    /// Le diagnostic de départ (UUIDv7) / the earlier diagnostic.
     pub from: String,
+    /// Le diagnostic d'arrivée (UUIDv7) / the later diagnostic.
     pub to: String,
+    /// La finalité de la lecture, qui décide des domaines visibles : `accompagnement`,
+    /// `orientation` ou `statistiques` / the purpose of the read, which decides the visible
+    /// domains.
     #[serde(default)]
     pub purpose: Option<String>,
 }
@@ -309,6 +335,15 @@ fn ratings(body: Ratings) -> Result<Vec<pb::RatingInput>, Problem> {
         .collect()
 }
 
+/// Ouvrir un diagnostic / Open a diagnostic
+///
+/// Un brouillon sur la version en vigueur du référentiel, éventuellement repris des cotations
+/// d'un diagnostic antérieur. / A draft on the current référentiel version, optionally starting
+/// from an earlier diagnostic's ratings.
+#[utoipa::path(post, path = "/people/{id}/diagnostics", tag = TAG, params(("id" = String, Path, description = "La personne (UUIDv7) / the person")),
+    request_body = CreateDiagnostic,
+    responses((status = 201, description = "Le brouillon / The draft", body = DiagnosticJson),
+        (status = 409, description = "Aucun référentiel en vigueur / No référentiel in force", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -331,6 +366,9 @@ async fn create(
     ))
 }
 
+/// Les diagnostics d'une personne / A person's diagnostics
+#[utoipa::path(get, path = "/people/{id}/diagnostics", tag = TAG, params(("id" = String, Path, description = "La personne (UUIDv7) / the person"), ListQuery),
+    responses((status = 200, description = "Une page de résumés / One page of summaries", body = Page<SummaryJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -355,6 +393,12 @@ async fn list(
     }))
 }
 
+/// Un diagnostic / One diagnostic
+///
+/// Chaque domaine est `visible` (avec ses items) ou `withheld` selon le consentement de la
+/// personne. / Each domain is `visible` (with its items) or `withheld` by the person's consent.
+#[utoipa::path(get, path = "/diagnostics/{id}", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic"), ReadQuery),
+    responses((status = 200, description = "Le diagnostic / The diagnostic", body = DiagnosticJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -373,6 +417,13 @@ async fn fetch(
     Ok(Json(r.diagnostic.ok_or_else(empty_answer)?.into()))
 }
 
+/// Coter des items / Rate items
+///
+/// La cotation du conseiller, sur un brouillon. / The counselor's rating, on a draft.
+#[utoipa::path(patch, path = "/diagnostics/{id}", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic")),
+    request_body = Ratings,
+    responses((status = 200, description = "Le diagnostic / The diagnostic", body = DiagnosticJson),
+        (status = 409, description = "Le diagnostic n'est plus un brouillon / The diagnostic is no longer a draft", body = Problem, content_type = "application/problem+json")))]
 async fn rate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -391,6 +442,14 @@ async fn rate(
     Ok(Json(r.diagnostic.ok_or_else(empty_answer)?.into()))
 }
 
+/// Auto-évaluation de la personne / The person's self-rating
+///
+/// La cotation de la personne elle-même, sur un brouillon. / The person's own rating, on a
+/// draft.
+#[utoipa::path(post, path = "/diagnostics/{id}/self-rating", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic")),
+    request_body = Ratings,
+    responses((status = 200, description = "Le diagnostic / The diagnostic", body = DiagnosticJson),
+        (status = 409, description = "Le diagnostic n'est plus un brouillon / The diagnostic is no longer a draft", body = Problem, content_type = "application/problem+json")))]
 async fn self_rate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -409,6 +468,14 @@ async fn self_rate(
     Ok(Json(r.diagnostic.ok_or_else(empty_answer)?.into()))
 }
 
+/// Partager un diagnostic / Share a diagnostic
+///
+/// Le brouillon devient `partage` ; le diagnostic partagé précédent de la personne devient
+/// `remplace`. / The draft becomes `partage`; the person's previous shared diagnostic becomes
+/// `remplace`.
+#[utoipa::path(post, path = "/diagnostics/{id}/share", tag = TAG, params(("id" = String, Path, description = "Le diagnostic (UUIDv7) / the diagnostic")),
+    responses((status = 200, description = "Le diagnostic partagé / The shared diagnostic", body = ShareJson),
+        (status = 409, description = "Plus un brouillon, ou aucun item coté / No longer a draft, or no item rated", body = Problem, content_type = "application/problem+json")))]
 async fn share(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -424,6 +491,12 @@ async fn share(
     }))
 }
 
+/// Comparer deux diagnostics / Compare two diagnostics
+///
+/// Item par item, l'évolution des niveaux : `improved`, `unchanged`, `worsened`,
+/// `newly_addressed`, `not_comparable`. / Item by item, how the levels moved.
+#[utoipa::path(get, path = "/diagnostics/compare", tag = TAG, params(CompareQuery),
+    responses((status = 200, description = "La comparaison / The comparison", body = ComparisonJson)))]
 async fn compare(
     State(state): State<AppState>,
     headers: HeaderMap,

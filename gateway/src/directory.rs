@@ -14,18 +14,20 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::referrals::v1 as pb;
 use eva_proto::referrals::v1::directory_service_client::DirectoryServiceClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::json::{empty_answer, non_empty, when};
 use crate::structures::Page;
@@ -40,17 +42,16 @@ const FILE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fields of a service that EVA sets.
 const READ_ONLY: &[&str] = &["id", "source", "source_id", "created_at", "updated_at"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(list).post(create))
-        .route(
-            "/services/import",
-            post(import).layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 1)),
-        )
-        .route("/services/export", get(export))
-        .route("/services/suggestions", get(suggestions))
-        .route("/services/{id}", get(fetch).patch(update))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(import).layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 1)))
+        .routes(routes!(export))
+        .routes(routes!(suggestions))
+        .routes(routes!(fetch, update))
 }
+
+const TAG: &str = "Services";
 
 fn client(channel: Channel) -> DirectoryServiceClient<Channel> {
     DirectoryServiceClient::new(channel)
@@ -59,10 +60,11 @@ fn client(channel: Channel) -> DirectoryServiceClient<Channel> {
 }
 
 /// A service in the public API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceJson {
     pub id: String,
     pub structure_id: Option<String>,
+    /// Where it came from: an import's source name; set by EVA.
     pub source: String,
     pub source_id: String,
     pub source_structure_id: Option<String>,
@@ -149,7 +151,7 @@ impl From<pb::Service> for ServiceJson {
 
 /// What a client writes: every field optional (the service says which are
 /// required); `null` is the same as absent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInput {
     pub structure_id: Option<String>,
@@ -259,21 +261,28 @@ fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
-    /// Comma-separated thématiques or categories.
+    /// Comma-separated data·inclusion thématiques or categories (a category such as
+    /// `mobilite` matches all its thématiques).
     #[serde(default)]
     pub thematiques: String,
-    /// Comma-separated publics codes.
+    /// Comma-separated data·inclusion publics codes.
     #[serde(default)]
     pub publics: String,
+    /// A commune INSEE code (5 characters), EPCI (9 digits), département code or `france`
+    /// the services must serve.
     #[serde(default)]
     pub territory: String,
+    /// Only this EVA structure's services (UUIDv7).
     #[serde(default)]
     pub structure_id: String,
 }
@@ -286,32 +295,43 @@ fn codes(list: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
+    /// Name of the source, e.g. `dora`, `soliguide`, or a structure's own file.
     #[serde(default)]
     pub source: String,
+    /// Attach every imported service to this EVA structure (UUIDv7).
     #[serde(default)]
     pub structure_id: String,
+    /// Validate and report without storing.
     #[serde(default)]
     pub dry_run: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestQuery {
+    /// The diagnostic (UUIDv7); only the domains the caller may see are used.
     #[serde(default)]
     pub diagnostic_id: String,
+    /// Territory the services must serve (INSEE commune, EPCI or département code); the
+    /// caller's structure's territory when absent.
     #[serde(default)]
     pub territory: String,
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RejectionJson {
+    /// Position of the row in the file's array (0-based).
     pub index: i32,
     pub source_id: Option<String>,
     /// The data·inclusion field name.
@@ -319,14 +339,16 @@ pub struct RejectionJson {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ImportReport {
+    /// Services added.
     pub created: i32,
+    /// Services updated (same source and id).
     pub updated: i32,
     pub rejected: Vec<RejectionJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SuggestionJson {
     pub service: Option<ServiceJson>,
     /// Diagnostic domains, with a barrier, that the service addresses.
@@ -335,6 +357,12 @@ pub struct SuggestionJson {
     pub matched_thematiques: Vec<String>,
 }
 
+/// Ajouter un service / Add a service
+///
+/// Les champs obligatoires sont ceux du service d'annuaire ; `null` vaut absent. / The
+/// directory says which fields are required; `null` is the same as absent.
+#[utoipa::path(post, path = "/services", tag = TAG, request_body = ServiceInput,
+    responses((status = 201, description = "Le service / The service", body = ServiceJson)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -371,6 +399,9 @@ async fn get_one(
         .ok_or_else(|| Problem::not_found("service introuvable / service not found"))
 }
 
+/// Un service / One service
+#[utoipa::path(get, path = "/services/{id}", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
+    responses((status = 200, description = "Le service / The service", body = ServiceJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -379,6 +410,15 @@ async fn fetch(
     Ok(Json(get_one(&state, &headers, id).await?.into()))
 }
 
+/// Modifier un service / Change a service
+///
+/// Les champs envoyés remplacent les actuels ; `null` en efface un ; `id`, `source`,
+/// `source_id`, `created_at` et `updated_at` sont fixés par EVA. / The fields sent replace
+/// the current ones; `null` clears one; `id`, `source`, `source_id`, `created_at` and
+/// `updated_at` are set by EVA.
+#[utoipa::path(patch, path = "/services/{id}", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
+    request_body = ServiceInput,
+    responses((status = 200, description = "Le service / The service", body = ServiceJson)))]
 async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -421,6 +461,12 @@ async fn update(
     Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
 }
 
+/// Chercher des services / Search services
+///
+/// Les valeurs d'un filtre sont séparées par des virgules. / The values of one filter are
+/// comma-separated.
+#[utoipa::path(get, path = "/services", tag = TAG, params(SearchQuery),
+    responses((status = 200, description = "Une page de services / One page of services", body = Page<ServiceJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -448,6 +494,16 @@ async fn list(
     }))
 }
 
+/// Importer des services / Import services
+///
+/// Le corps est un tableau JSON au schéma data·inclusion v1, de 20 Mio au plus ; la réponse
+/// est le rapport, lignes refusées comprises. / The body is a JSON array in the data·inclusion
+/// schema v1, at most 20 MiB; the answer is the report, rejected rows included.
+#[utoipa::path(post, path = "/services/import", tag = TAG, params(ImportQuery),
+    request_body(content = Vec<Object>, content_type = "application/json",
+        description = "Services au schéma data·inclusion v1 / Services in the data·inclusion schema v1"),
+    responses((status = 200, description = "Le rapport d'import / The import report", body = ImportReport),
+        (status = 413, description = "Fichier de plus de 20 Mio / File larger than 20 MiB", body = Problem, content_type = "application/problem+json")))]
 async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -500,6 +556,18 @@ async fn import(
     }))
 }
 
+/// Exporter des services / Export services
+///
+/// Mêmes filtres que la recherche, sans pagination ; un fichier JSON au schéma data·inclusion
+/// v1. / Same filters as the search, not paged; a JSON file in the data·inclusion schema v1.
+#[utoipa::path(get, path = "/services/export", tag = TAG,
+    params(
+        ("thematiques" = Option<String>, Query, description = "Comma-separated data·inclusion thématiques or categories"),
+        ("publics" = Option<String>, Query, description = "Comma-separated data·inclusion publics codes"),
+        ("territory" = Option<String>, Query, description = "A commune INSEE code, EPCI, département code or `france` the services must serve"),
+        ("structure_id" = Option<String>, Query, description = "Only this EVA structure's services (UUIDv7)"),
+    ),
+    responses((status = 200, description = "Le fichier, en pièce jointe / The file, as an attachment", body = Vec<Object>, content_type = "application/json")))]
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -540,6 +608,12 @@ async fn export(
     Ok(res)
 }
 
+/// Services suggérés pour un diagnostic / Services suggested for a diagnostic
+///
+/// Les services qui répondent aux freins du diagnostic, les meilleurs d'abord. / The
+/// services addressing the diagnostic's barriers, best first.
+#[utoipa::path(get, path = "/services/suggestions", tag = TAG, params(SuggestQuery),
+    responses((status = 200, description = "Une page de suggestions / One page of suggestions", body = Page<SuggestionJson>)))]
 async fn suggestions(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -10,11 +10,14 @@ mod community;
 mod community_live;
 mod community_search;
 mod consents;
+mod cors;
 mod diagnostics;
 mod directory;
 mod health;
 mod json;
+mod limits;
 mod members;
+mod openapi;
 mod partners;
 mod people;
 mod problem;
@@ -37,6 +40,7 @@ use eva_platform::{Config, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use problem::{FieldProblem, Problem};
 pub use upstream::Upstreams;
@@ -46,6 +50,8 @@ pub use upstream::Upstreams;
 pub struct AppState {
     pub upstreams: Upstreams,
     pub bus: Option<Bus>,
+    /// `[gateway]`: rate limits and CORS origins.
+    pub gateway: Arc<eva_platform::config::GatewayConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +64,10 @@ pub enum GatewayError {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let limiter = limits::Limiter::new(&state.gateway)
+        .map(|l| axum::middleware::from_fn_with_state(l, limits::middleware));
+    let cors = cors::layer(&state.gateway);
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(structures::routes())
         .merge(statistics::routes())
         .merge(referentiel::routes())
@@ -77,6 +86,9 @@ pub fn router(state: AppState) -> Router {
         .merge(community::routes())
         .merge(community_live::routes())
         .merge(community_search::routes())
+        .split_for_parts();
+    let api = api
+        .merge(openapi::routes(openapi::document(doc)))
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });
@@ -88,6 +100,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { Problem::not_found("aucune ressource à cette adresse / no resource at this path") })
         .with_state(state)
+        // Inside CORS: a 429 carries the CORS headers, and a preflight takes no token.
+        .layer(tower::util::option_layer(limiter))
+        .layer(tower::util::option_layer(cors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
             let request_id = req
@@ -119,17 +134,25 @@ pub async fn run(
         ),
         None => None,
     };
-    let app = router(AppState { upstreams, bus });
+    let app = router(AppState {
+        upstreams,
+        bus,
+        gateway: Arc::new(config.gateway.clone()),
+    });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "gateway listening");
     // Without TCP_NODELAY small JSON answers wait on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled())
-        .await
-        .map_err(|e| GatewayError::Serve(e.to_string()))
+    // The peer's address is the client's, for the per-address rate limit.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled())
+    .await
+    .map_err(|e| GatewayError::Serve(e.to_string()))
 }
 
 /// Default deadline of one upstream call.

@@ -2,28 +2,34 @@
 //! the account (or gives an existing one the role) and answers its one-time
 //! invitation code.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::member_service_client::MemberServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{no_store, role_from_json, role_to_json, status_to_json};
 use crate::json::{PageQuery, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/structures/{id}/members", get(list).post(add))
-        .route("/structures/{id}/members/{user_id}", delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(remove))
 }
 
-#[derive(Debug, Deserialize)]
+const TAG: &str = "Membres";
+
+const STRUCTURE: &str = "La structure (UUIDv7) / the structure";
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberBody {
     pub email: String,
@@ -34,29 +40,33 @@ pub struct AddMemberBody {
 }
 
 /// A member of a structure, with the roles held there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberJson {
     pub user_id: String,
     pub email: String,
     pub display_name: String,
     /// `invited`, `active`, `locked`, `disabled`
     pub status: String,
+    /// `counselor`, `structure_admin`, `partner`, `analyst`
     pub roles: Vec<String>,
     /// When the member got their first role here.
     pub since: Option<String>,
 }
 
 /// An invitation as created: its code is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationJson {
     pub invitation_id: String,
+    /// The one-time code, for `POST /auth/invitations/accept`.
     pub code: String,
     pub structure_id: String,
+    /// `counselor`, `structure_admin`, `partner`, `analyst`
     pub role: String,
     pub expires_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The member and their invitation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AddedMember {
     pub member: MemberJson,
     pub invitation: InvitationJson,
@@ -84,6 +94,10 @@ fn client(state: &AppState) -> MemberServiceClient<tonic::transport::Channel> {
     MemberServiceClient::new(state.upstreams.identity.clone())
 }
 
+/// Les membres d'une structure / A structure's members
+#[utoipa::path(get, path = "/structures/{id}/members", tag = TAG,
+    params(("id" = String, Path, description = STRUCTURE), PageQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<MemberJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -106,6 +120,17 @@ async fn list(
     }))
 }
 
+/// Ajouter un membre / Add a member
+///
+/// Crée le compte (ou donne le rôle à un compte existant) et répond le code
+/// d'invitation, montré cette seule fois (`Cache-Control: no-store`). / Creates the
+/// account (or gives an existing one the role) and answers the invitation code, shown
+/// this once (`Cache-Control: no-store`).
+#[utoipa::path(post, path = "/structures/{id}/members", tag = TAG,
+    params(("id" = String, Path, description = STRUCTURE)),
+    request_body = AddMemberBody,
+    responses((status = 201, description = "Le membre et son invitation / The member and their invitation", body = AddedMember),
+        (status = 409, description = "Cette adresse a déjà ce rôle ici / This e-mail already holds this role here", body = Problem, content_type = "application/problem+json")))]
 async fn add(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -142,6 +167,15 @@ async fn add(
     ))
 }
 
+/// Retirer un membre / Remove a member
+///
+/// Ses sessions prennent fin ; un compte sans plus aucune structure est désactivé. /
+/// Their sessions end; an account left with no structure is disabled.
+#[utoipa::path(delete, path = "/structures/{id}/members/{user_id}", tag = TAG,
+    params(("id" = String, Path, description = STRUCTURE),
+        ("user_id" = String, Path, description = "Le compte (UUIDv7) / the account")),
+    responses((status = 204, description = "Retiré / Removed"),
+        (status = 409, description = "Le dernier administrateur ne peut partir / The last administrator cannot leave", body = Problem, content_type = "application/problem+json")))]
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,

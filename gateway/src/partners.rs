@@ -3,36 +3,34 @@
 //! body format of its NATS events, its signed webhooks and their
 //! deliveries). Referrals' `PartnerService` decides who may.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use eva_proto::referrals::v1 as pb;
 use eva_proto::referrals::v1::partner_service_client::PartnerServiceClient;
 use eva_proto::referrals::v1::{DeliveryStatus, EventFormat};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{PageQuery, code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/structures/{id}/partner-settings",
-            get(get_settings).patch(update_settings),
-        )
-        .route("/structures/{id}/webhooks", get(list).post(create))
-        .route("/structures/{id}/webhooks/{webhook_id}", delete(remove))
-        .route(
-            "/structures/{id}/webhooks/{webhook_id}/deliveries",
-            get(deliveries),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_settings, update_settings))
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
+        .routes(routes!(deliveries))
 }
 
+const TAG: &str = "Partenaires";
+
 /// A partner's delivery settings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsJson {
     pub structure_id: String,
     /// `protobuf` or `json`.
@@ -41,26 +39,28 @@ pub struct SettingsJson {
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettings {
+    /// `protobuf` or `json`.
     pub event_format: String,
 }
 
 /// A webhook; `secret` only in the answer that creates it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookJson {
     pub id: String,
     pub structure_id: String,
     pub url: String,
     /// `protobuf` or `json`.
     pub format: &'static str,
+    /// The signing secret, given once: only in the answer that creates the webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     pub url: String,
@@ -70,7 +70,7 @@ pub struct CreateWebhook {
 }
 
 /// One event's delivery to a webhook.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryJson {
     pub id: String,
     pub webhook_id: String,
@@ -86,13 +86,17 @@ pub struct DeliveryJson {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// `pending`, `delivered`, `retrying` or `failed`; all when absent.
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -181,6 +185,9 @@ impl From<pb::WebhookDelivery> for DeliveryJson {
     }
 }
 
+/// Réglages de réception d'un partenaire / A partner's delivery settings
+#[utoipa::path(get, path = "/structures/{id}/partner-settings", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure")),
+    responses((status = 200, description = "Les réglages / The settings", body = SettingsJson)))]
 async fn get_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,6 +200,13 @@ async fn get_settings(
     Ok(Json(r.settings.ok_or_else(empty_answer)?.into()))
 }
 
+/// Choisir le format des événements / Choose the events' format
+///
+/// Le corps des événements NATS du partenaire : `protobuf` ou `json`. / The body format of
+/// the partner's NATS events: `protobuf` or `json`.
+#[utoipa::path(patch, path = "/structures/{id}/partner-settings", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure")),
+    request_body = UpdateSettings,
+    responses((status = 200, description = "Les réglages / The settings", body = SettingsJson)))]
 async fn update_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -218,6 +232,14 @@ async fn update_settings(
     Ok(Json(r.settings.ok_or_else(empty_answer)?.into()))
 }
 
+/// Déclarer un webhook / Register a webhook
+///
+/// Les événements d'orientation adressés à la structure y sont envoyés, signés ; le secret
+/// de signature n'est donné qu'une fois, dans cette réponse. / The referral events addressed
+/// to the structure are sent there, signed; the signing secret is given once, in this answer.
+#[utoipa::path(post, path = "/structures/{id}/webhooks", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure")),
+    request_body = CreateWebhook,
+    responses((status = 201, description = "Le webhook, avec son secret / The webhook, with its secret", body = WebhookJson)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,6 +266,9 @@ async fn create(
     ))
 }
 
+/// Les webhooks d'une structure / A structure's webhooks
+#[utoipa::path(get, path = "/structures/{id}/webhooks", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure"), PageQuery),
+    responses((status = 200, description = "Une page de webhooks, sans secret / One page of webhooks, without secret", body = Page<WebhookJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -298,6 +323,9 @@ async fn check_belongs(
     }
 }
 
+/// Supprimer un webhook / Delete a webhook
+#[utoipa::path(delete, path = "/structures/{id}/webhooks/{webhook_id}", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure"), ("webhook_id" = String, Path, description = "Le webhook (UUIDv7) / the webhook")),
+    responses((status = 204, description = "Supprimé / Deleted")))]
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -311,6 +339,12 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Les envois d'un webhook / A webhook's deliveries
+///
+/// Chaque événement envoyé, ses tentatives et leur résultat. / Each event sent, its attempts
+/// and their outcome.
+#[utoipa::path(get, path = "/structures/{id}/webhooks/{webhook_id}/deliveries", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure"), ("webhook_id" = String, Path, description = "Le webhook (UUIDv7) / the webhook"), DeliveriesQuery),
+    responses((status = 200, description = "Une page d'envois / One page of deliveries", body = Page<DeliveryJson>)))]
 async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,

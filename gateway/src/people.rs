@@ -1,28 +1,34 @@
 //! `/people`: people supported, for the person themself and the structures
 //! that follow them. Identity decides who sees whom and logs every access.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::person_service_client::PersonServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/people", get(list).post(create))
-        .route("/people/{id}", get(fetch).patch(update))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(fetch, update))
 }
+
+const TAG: &str = "Personnes";
+
+const ID: &str = "La personne (UUIDv7) / the person";
 
 /// A person supported in the public API. Personal data: shown only to the
 /// person and to the structures following them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PersonJson {
     pub id: String,
     pub first_name: String,
@@ -33,6 +39,7 @@ pub struct PersonJson {
     pub phone: Option<String>,
     /// Numéro de sécurité sociale, 15 characters.
     pub nir: Option<String>,
+    /// INSEE code of the commune where the person lives.
     pub commune_insee: String,
     /// The person's own account, if they have one.
     pub user_id: Option<String>,
@@ -41,7 +48,8 @@ pub struct PersonJson {
 }
 
 /// Which structure follows a person, since when.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StartedAccompanimentJson)]
 pub struct AccompanimentJson {
     pub id: String,
     pub person_id: String,
@@ -58,33 +66,40 @@ pub struct AccompanimentJson {
 }
 
 /// A new person with the accompaniment by the registering structure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedPerson {
     #[serde(flatten)]
     pub person: PersonJson,
     pub accompaniment: Option<AccompanimentJson>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePerson {
     /// The registering structure, which starts following the person.
     pub structure_id: String,
     pub first_name: String,
     pub last_name: String,
+    /// `YYYY-MM-DD`.
     pub birth_date: String,
+    /// INSEE code of the commune where the person lives.
     pub commune_insee: String,
     pub email: Option<String>,
+    /// E.164 preferred.
     pub phone: Option<String>,
+    /// Numéro de sécurité sociale, 15 characters.
     pub nir: Option<String>,
+    /// The referent counselor's account.
     pub referent_user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Only the fields sent change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePerson {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// `YYYY-MM-DD`.
     pub birth_date: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -94,23 +109,33 @@ pub struct UpdatePerson {
 
 /// `?structure_id=` (required) and an optional exact-match search: last
 /// name, first name and birth date together, or NIR, or e-mail.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// La structure qui suit les personnes (requis) / the structure following the
+    /// people (required).
     #[serde(default)]
     pub structure_id: String,
+    /// Nom exact / exact last name.
     #[serde(default)]
     pub last_name: String,
+    /// Prénom exact / exact first name.
     #[serde(default)]
     pub first_name: String,
+    /// Date de naissance exacte / exact birth date, `YYYY-MM-DD`.
     #[serde(default)]
     pub birth_date: String,
+    /// NIR exact / exact NIR.
     #[serde(default)]
     pub nir: String,
+    /// E-mail exact / exact e-mail.
     #[serde(default)]
     pub email: String,
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
 }
@@ -149,6 +174,12 @@ impl From<pb::Accompaniment> for AccompanimentJson {
     }
 }
 
+/// Inscrire une personne / Register a person
+///
+/// La structure qui l'inscrit commence à la suivre. / The registering structure starts
+/// following them.
+#[utoipa::path(post, path = "/people", tag = TAG, request_body = CreatePerson,
+    responses((status = 201, description = "La personne et son accompagnement / The person and their accompaniment", body = CreatedPerson)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -181,6 +212,12 @@ async fn create(
     ))
 }
 
+/// Une personne / One person
+///
+/// Pour la personne elle-même et les structures qui la suivent ; 404 pour tout autre. /
+/// For the person themself and the structures following them; 404 for anyone else.
+#[utoipa::path(get, path = "/people/{id}", tag = TAG, params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "La personne / The person", body = PersonJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -194,6 +231,10 @@ async fn fetch(
     Ok(Json(r.person.ok_or_else(empty_answer)?.into()))
 }
 
+/// Modifier une personne / Update a person
+#[utoipa::path(patch, path = "/people/{id}", tag = TAG, params(("id" = String, Path, description = ID)),
+    request_body = UpdatePerson,
+    responses((status = 200, description = "La personne modifiée / The updated person", body = PersonJson)))]
 async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -219,6 +260,13 @@ async fn update(
     Ok(Json(r.person.ok_or_else(empty_answer)?.into()))
 }
 
+/// Les personnes suivies / People followed
+///
+/// Par une structure, avec une recherche exacte facultative : nom, prénom et date de
+/// naissance ensemble, ou NIR, ou e-mail. / By a structure, with an optional exact-match
+/// search: last name, first name and birth date together, or NIR, or e-mail.
+#[utoipa::path(get, path = "/people", tag = TAG, params(ListQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<PersonJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,

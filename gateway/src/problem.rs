@@ -8,14 +8,15 @@ use serde::Serialize;
 use tonic_types::StatusExt;
 
 /// A field named in an error, with what is wrong with it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldProblem {
     pub field: String,
     pub message: String,
 }
 
-/// An `application/problem+json` answer.
-#[derive(Debug, Clone, Serialize)]
+/// An `application/problem+json` answer (RFC 9457): `type` is a stable
+/// `urn:eva:problem:<slug>`, `title` and `detail` are French then English.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -27,6 +28,7 @@ pub struct Problem {
     /// Seconds to wait before trying again: the `Retry-After` header, from
     /// the service's `retry-after` metadata.
     #[serde(skip)]
+    #[schema(ignore)]
     pub retry_after: Option<u64>,
 }
 

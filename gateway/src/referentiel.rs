@@ -1,44 +1,55 @@
 //! `/referentiel`: the référentiel commun (current version, past versions).
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use eva_proto::diagnostics::v1 as pb;
 use eva_proto::diagnostics::v1::referentiel_service_client::ReferentielServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/referentiel", get(current))
-        .route("/referentiel/versions", get(list))
-        .route("/referentiel/versions/{version}", get(fetch))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(current))
+        .routes(routes!(list))
+        .routes(routes!(fetch))
 }
 
-#[derive(Debug, Deserialize)]
+const TAG: &str = "Référentiel";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
 }
 
 /// A version of the référentiel, as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Referentiel {
+    /// e.g. `2026.1`.
     pub version: String,
+    /// `YYYY-MM-DD`.
     pub published_on: String,
+    /// The version new diagnostics use.
     pub current: bool,
+    /// The five levels of an item, from the worst barrier to a support.
     pub levels: Vec<Level>,
     pub domains: Vec<Domain>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Level {
     /// `non_aborde`, `frein_majeur`, `frein`, `sans_impact`, `point_d_appui`.
     pub code: String,
@@ -47,19 +58,21 @@ pub struct Level {
     pub description_fr: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Domain {
     pub id: String,
     pub label_fr: String,
     pub label_en: String,
     pub description_fr: String,
+    /// Special-category data (health, justice): covered by a consent only when the
+    /// person chose it explicitly.
     pub sensitive: bool,
     pub france_travail_code: Option<String>,
     pub data_inclusion_thematiques: Vec<String>,
     pub items: Vec<Item>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Item {
     pub id: String,
     pub label_fr: String,
@@ -68,9 +81,10 @@ pub struct Item {
     pub data_inclusion_thematiques: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Version {
     pub version: String,
+    /// `YYYY-MM-DD`.
     pub published_on: String,
     pub current: bool,
 }
@@ -137,6 +151,12 @@ async fn get_version(
     Ok(Json(referentiel(r)))
 }
 
+/// Le référentiel en vigueur / The current référentiel
+///
+/// Domaines, items et niveaux de la version courante. / Domains, items and levels of the
+/// current version.
+#[utoipa::path(get, path = "/referentiel", tag = TAG,
+    responses((status = 200, description = "Le référentiel / The référentiel", body = Referentiel)))]
 async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,6 +164,9 @@ async fn current(
     get_version(&state, &headers, String::new()).await
 }
 
+/// Une version du référentiel / One version of the référentiel
+#[utoipa::path(get, path = "/referentiel/versions/{version}", tag = TAG, params(("version" = String, Path, description = "La version, p. ex. `2026.1` / the version, e.g. `2026.1`")),
+    responses((status = 200, description = "Cette version / That version", body = Referentiel)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -152,6 +175,9 @@ async fn fetch(
     get_version(&state, &headers, version).await
 }
 
+/// Les versions du référentiel / The référentiel's versions
+#[utoipa::path(get, path = "/referentiel/versions", tag = TAG, params(ListQuery),
+    responses((status = 200, description = "Une page de versions / One page of versions", body = Page<Version>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,

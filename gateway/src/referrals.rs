@@ -7,33 +7,37 @@
 //! `freins_peripheriques`, `session_complete`, `doublon`, `hors_criteres`,
 //! `autre`.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use eva_proto::referrals::v1 as pb;
 use eva_proto::referrals::v1::referral_service_client::ReferralServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{PageQuery, code, empty_answer, non_empty, when};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/referrals", get(list).post(create))
-        .route("/referrals/{id}", get(fetch))
-        .route("/referrals/{id}/transitions", get(history).post(transition))
-        .route("/referrals/{id}/messages", get(messages).post(post_message))
-        .route("/referrals/{id}/diagnostic", get(diagnostic))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(fetch))
+        .routes(routes!(history, transition))
+        .routes(routes!(messages, post_message))
+        .routes(routes!(diagnostic))
 }
+
+const TAG: &str = "Orientations";
 
 const STATES: &str = "envoyee, a_l_etude, acceptee, refusee, expiree, en_cours, terminee, \
     abandonnee, annulee, declinee_par_la_personne";
 const REASONS: &str = "beneficiaire_injoignable, freins_peripheriques, session_complete, doublon, hors_criteres, autre";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactJson {
     pub first_name: String,
     pub last_name: String,
@@ -41,7 +45,7 @@ pub struct ContactJson {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReferralJson {
     pub id: String,
     pub person_id: String,
@@ -65,7 +69,7 @@ pub struct ReferralJson {
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransitionJson {
     pub id: String,
     pub referral_id: String,
@@ -78,13 +82,13 @@ pub struct TransitionJson {
     pub occurred_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MovedJson {
     pub referral: ReferralJson,
     pub transition: TransitionJson,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageJson {
     pub id: String,
     pub referral_id: String,
@@ -94,7 +98,7 @@ pub struct MessageJson {
     pub posted_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TravellingDomainJson {
     pub domain_id: String,
     /// `visible` or `withheld`.
@@ -105,7 +109,7 @@ pub struct TravellingDomainJson {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TravellingDiagnosticJson {
     pub diagnostic_id: String,
     pub referentiel_version: String,
@@ -113,7 +117,7 @@ pub struct TravellingDiagnosticJson {
     pub domains: Vec<TravellingDomainJson>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReferral {
     pub person_id: String,
@@ -127,7 +131,7 @@ pub struct NewReferral {
     pub diagnostic_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTransition {
     pub to_status: String,
@@ -137,13 +141,14 @@ pub struct NewTransition {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub body: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -262,6 +267,13 @@ fn client(state: &AppState) -> ReferralServiceClient<tonic::transport::Channel> 
     ReferralServiceClient::new(state.upstreams.referrals.clone())
 }
 
+/// Orienter une personne / Refer a person
+///
+/// Vers une structure ou un partenaire, pour des domaines du référentiel ; la part
+/// consentie du diagnostic voyage scellée. / To a structure or a partner, for domains of
+/// the référentiel; the consented part of the diagnostic travels sealed.
+#[utoipa::path(post, path = "/referrals", tag = TAG, request_body = NewReferral,
+    responses((status = 201, description = "Envoyée / Sent", body = ReferralJson)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -287,6 +299,9 @@ async fn create(
     ))
 }
 
+/// Orientations envoyées et reçues / Referrals sent and received
+#[utoipa::path(get, path = "/referrals", tag = TAG, params(ListQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<ReferralJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -326,6 +341,9 @@ async fn list(
     }))
 }
 
+/// Une orientation / One referral
+#[utoipa::path(get, path = "/referrals/{id}", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral")),
+    responses((status = 200, description = "L'orientation / The referral", body = ReferralJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -338,6 +356,14 @@ async fn fetch(
     Ok(Json(r.referral.ok_or_else(empty_answer)?.into()))
 }
 
+/// Faire avancer une orientation / Move a referral on
+///
+/// États : envoyee → a_l_etude → acceptee | refusee | expiree ; acceptee → en_cours →
+/// terminee | abandonnee ; annulee ; declinee_par_la_personne. Un refus donne son motif.
+#[utoipa::path(post, path = "/referrals/{id}/transitions", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral")),
+    request_body = NewTransition,
+    responses((status = 200, description = "L'orientation et l'étape franchie / The referral and the step taken", body = MovedJson),
+        (status = 409, description = "Étape impossible depuis cet état ; le message nomme les possibles / Not allowed from this state", body = Problem, content_type = "application/problem+json")))]
 async fn transition(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -366,6 +392,9 @@ async fn transition(
     }))
 }
 
+/// Historique d'une orientation / A referral's history
+#[utoipa::path(get, path = "/referrals/{id}/transitions", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral"), PageQuery),
+    responses((status = 200, description = "Une page d'étapes / One page of steps", body = Page<TransitionJson>)))]
 async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -391,6 +420,10 @@ async fn history(
     }))
 }
 
+/// Écrire dans le fil d'une orientation / Post in a referral's thread
+#[utoipa::path(post, path = "/referrals/{id}/messages", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral")),
+    request_body = NewMessage,
+    responses((status = 201, description = "Le message / The message", body = MessageJson)))]
 async fn post_message(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -415,6 +448,9 @@ async fn post_message(
     ))
 }
 
+/// Le fil d'une orientation / A referral's thread
+#[utoipa::path(get, path = "/referrals/{id}/messages", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral"), PageQuery),
+    responses((status = 200, description = "Une page de messages / One page of messages", body = Page<MessageJson>)))]
 async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -440,6 +476,11 @@ async fn messages(
     }))
 }
 
+/// Ce qui a voyagé du diagnostic / What travelled of the diagnostic
+///
+/// Chaque domaine est `visible` ou `withheld` selon le consentement de la personne.
+#[utoipa::path(get, path = "/referrals/{id}/diagnostic", tag = TAG, params(("id" = String, Path, description = "L'orientation (UUIDv7) / the referral")),
+    responses((status = 200, description = "Les domaines / The domains", body = TravellingDiagnosticJson)))]
 async fn diagnostic(
     State(state): State<AppState>,
     headers: HeaderMap,

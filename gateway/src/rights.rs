@@ -1,31 +1,37 @@
 //! `/people/{id}/access-log`, `/export`, `/erase`, `/statistics-objection`:
 //! the person's access log and GDPR rights. Identity decides who may.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::access_log_service_client::AccessLogServiceClient;
 use eva_proto::identity::v1::rights_service_client::RightsServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::statistics::rfc3339;
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/people/{id}/access-log", get(access_log))
-        .route("/people/{id}/export", post(export))
-        .route("/people/{id}/erase", post(erase))
-        .route("/people/{id}/statistics-objection", put(objection))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(access_log))
+        .routes(routes!(export))
+        .routes(routes!(erase))
+        .routes(routes!(objection))
 }
 
+const TAG: &str = "Droits des personnes";
+
+const PERSON: &str = "La personne (UUIDv7) / the person";
+
 /// One access to the person's file, as the person reads it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccessJson {
     pub id: String,
     pub occurred_at: Option<String>,
@@ -47,7 +53,8 @@ pub struct AccessJson {
     pub service: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogQuery {
     /// First day, `YYYY-MM-DD`.
@@ -56,34 +63,40 @@ pub struct AccessLogQuery {
     /// Last day, `YYYY-MM-DD`.
     #[serde(default)]
     pub to: String,
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
 }
 
 /// The body of an erasure: `{"confirm": true}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseBody {
+    /// Must be `true`: erasure cannot be undone.
     pub confirm: Option<bool>,
     /// A short code, e.g. `demande_de_la_personne`.
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The erased person.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErasedJson {
     pub person_id: String,
     pub erased_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectionBody {
+    /// True: the person objects to statistics; false: the objection is lifted.
     pub objected: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// The person's objection to statistics, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ObjectionJson {
     pub person_id: String,
     pub objected: bool,
@@ -125,6 +138,13 @@ impl From<pb::AccessLogEntry> for AccessJson {
     }
 }
 
+/// Le journal des accès d'une personne / A person's access log
+///
+/// Qui a vu ou modifié quoi dans son dossier, les plus récents d'abord. / Who saw or
+/// changed what in their file, newest first.
+#[utoipa::path(get, path = "/people/{id}/access-log", tag = TAG,
+    params(("id" = String, Path, description = PERSON), AccessLogQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<AccessJson>)))]
 async fn access_log(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -150,7 +170,15 @@ async fn access_log(
     }))
 }
 
-/// The export as a JSON file to download.
+/// Exporter les données d'une personne / Export a person's data
+///
+/// Droit d'accès et à la portabilité (RGPD art. 15 et 20) : ses données réunies de
+/// tous les services, en fichier JSON à télécharger. / Right of access and portability
+/// (GDPR art. 15 and 20): their data gathered from every service, as a JSON file to
+/// download.
+#[utoipa::path(post, path = "/people/{id}/export", tag = TAG,
+    params(("id" = String, Path, description = PERSON)),
+    responses((status = 200, description = "L'export, en pièce jointe / The export, as an attachment", body = Object, content_type = "application/json")))]
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -183,6 +211,15 @@ fn confirm_required() -> Problem {
     )
 }
 
+/// Effacer une personne / Erase a person
+///
+/// Droit à l'effacement (RGPD art. 17), par destruction de sa clé : définitif, d'où
+/// `{"confirm": true}`. / Right to erasure (GDPR art. 17), by destroying their key:
+/// cannot be undone, hence `{"confirm": true}`.
+#[utoipa::path(post, path = "/people/{id}/erase", tag = TAG,
+    params(("id" = String, Path, description = PERSON)),
+    request_body = EraseBody,
+    responses((status = 200, description = "Effacée / Erased", body = ErasedJson)))]
 async fn erase(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -211,6 +248,14 @@ async fn erase(
     }))
 }
 
+/// S'opposer aux statistiques / Object to statistics
+///
+/// Enregistre ou lève l'opposition de la personne (RGPD art. 21). / Records or lifts the
+/// person's objection (GDPR art. 21).
+#[utoipa::path(put, path = "/people/{id}/statistics-objection", tag = TAG,
+    params(("id" = String, Path, description = PERSON)),
+    request_body = ObjectionBody,
+    responses((status = 200, description = "L'opposition / The objection", body = ObjectionJson)))]
 async fn objection(
     State(state): State<AppState>,
     headers: HeaderMap,

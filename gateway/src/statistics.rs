@@ -5,33 +5,36 @@
 //! commune, EPCI or département code), `group_by` (comma-separated or
 //! repeated). A suppressed cell has `count: null`.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eva_proto::statistics::v1 as pb;
 use eva_proto::statistics::v1::export_service_client::ExportServiceClient;
 use eva_proto::statistics::v1::indicator_service_client::IndicatorServiceClient;
 use eva_proto::statistics::v1::projection_service_client::ProjectionServiceClient;
 use serde_json::{Map, Value, json};
 use tonic::transport::Channel;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{PageQuery, empty_answer, non_empty};
 use crate::structures::Page;
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/statistics/indicators", get(list))
-        .route("/statistics/indicators/{id}", get(fetch))
-        .route("/statistics/exports/{file}", get(export))
-        .route("/statistics/dictionary", get(dictionary))
-        .route("/statistics/rebuilds", post(start_rebuild))
-        .route("/statistics/rebuilds/{id}", get(rebuild))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(fetch))
+        .routes(routes!(export))
+        .routes(routes!(dictionary))
+        .routes(routes!(start_rebuild))
+        .routes(routes!(rebuild))
 }
+
+const TAG: &str = "Statistiques";
 
 /// Exports can be large: more than tonic's default 4 MiB.
 const MAX_EXPORT_BYTES: usize = 64 * 1024 * 1024;
@@ -126,6 +129,11 @@ fn cell(c: pb::Cell) -> Value {
     Value::Object(m)
 }
 
+/// Les indicateurs / The indicators
+///
+/// Leurs définitions : `id`, `label_fr`, `label_en`, `description_fr`, `description_en`, `dimensions`, `unit`, `open_data`.
+#[utoipa::path(get, path = "/statistics/indicators", tag = TAG, params(PageQuery),
+    responses((status = 200, description = "Une page de définitions / One page of definitions", body = Page<Value>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -148,6 +156,20 @@ async fn list(
     }))
 }
 
+/// Les chiffres d'un indicateur / An indicator's figures
+///
+/// `{indicator, rule: {threshold, method}, cells: [{dimensions…, count, value, suppressed}]}` ;
+/// une cellule sous le seuil de secret a `count: null`. / A cell under the confidentiality
+/// threshold has `count: null`.
+#[utoipa::path(get, path = "/statistics/indicators/{id}", tag = TAG,
+    params(
+        ("id" = String, Path, description = "L'indicateur / the indicator"),
+        ("from" = Option<String>, Query, description = "Début : `YYYY-MM-DD` ou `YYYY-MM`, mois entiers / start: `YYYY-MM-DD` or `YYYY-MM`, whole months"),
+        ("to" = Option<String>, Query, description = "Fin, même format / end, same format"),
+        ("territory" = Option<String>, Query, description = "Code de commune, d'EPCI ou de département / a commune, EPCI or département code"),
+        ("group_by" = Option<Vec<String>>, Query, explode, description = "Dimensions, séparées par des virgules ou répétées / dimensions, comma-separated or repeated"),
+    ),
+    responses((status = 200, description = "L'indicateur, sa règle de secret et ses cellules / The indicator, its confidentiality rule and its cells", body = Object)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -210,7 +232,27 @@ fn download(export: Option<pb::Export>) -> Result<Response, Problem> {
         .into_response())
 }
 
-/// `{id}.csv`, `{id}.json`, `open-data.zip`, `open-data.json`.
+/// Exporter un indicateur ou l'open data / Export an indicator or the open data
+///
+/// `{indicateur}.csv`, `{indicateur}.json`, `open-data.zip` (en CSV) ou `open-data.json` :
+/// chaque fichier avec son dictionnaire ; l'open data (tous les indicateurs non sensibles) ne
+/// prend que `from` et `to`. / `{indicator}.csv`, `{indicator}.json`, `open-data.zip` (as
+/// CSV) or `open-data.json`: each file with its data dictionary; the open data (every
+/// non-sensitive indicator) takes only `from` and `to`.
+#[utoipa::path(get, path = "/statistics/exports/{file}", tag = TAG,
+    params(
+        ("file" = String, Path, description = "`{indicateur}.csv|.json`, `open-data.zip|.json`"),
+        ("from" = Option<String>, Query, description = "Début : `YYYY-MM-DD` ou `YYYY-MM`, mois entiers / start: `YYYY-MM-DD` or `YYYY-MM`, whole months"),
+        ("to" = Option<String>, Query, description = "Fin, même format / end, same format"),
+        ("territory" = Option<String>, Query, description = "Code de commune, d'EPCI ou de département / a commune, EPCI or département code"),
+        ("group_by" = Option<Vec<String>>, Query, explode, description = "Dimensions, séparées par des virgules ou répétées / dimensions, comma-separated or repeated"),
+    ),
+    responses((status = 200, description = "Le fichier, en pièce jointe / The file, as an attachment",
+        content(
+            (String = "text/csv"),
+            (Object = "application/json"),
+            (String = "application/zip"),
+        ))))]
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -262,7 +304,13 @@ async fn export(
     download(r.export)
 }
 
-/// The data dictionary, as JSON.
+/// Le dictionnaire des données / The data dictionary
+///
+/// Chaque indicateur avec ses dimensions et mesures, les colonnes des fichiers et la règle de
+/// secret (`dictionnaire.json`). / Every indicator with its dimensions and measures, the
+/// files' columns and the disclosure rule.
+#[utoipa::path(get, path = "/statistics/dictionary", tag = TAG,
+    responses((status = 200, description = "Le dictionnaire / The dictionary", body = Object, content_type = "application/json")))]
 async fn dictionary(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -300,8 +348,14 @@ fn projections(state: &AppState) -> ProjectionServiceClient<Channel> {
     ProjectionServiceClient::new(state.upstreams.statistics.clone())
 }
 
-/// `POST /statistics/rebuilds`: an operator rebuilds the figures from the
-/// streams; the current ones keep answering meanwhile (202, then poll).
+/// Reconstruire les chiffres / Rebuild the figures
+///
+/// Un opérateur reconstruit les chiffres depuis les flux d'événements ; les chiffres actuels
+/// répondent en attendant. Suivre la reconstruction par son `rebuild_id`. / An operator
+/// rebuilds the figures from the event streams; the current ones keep answering meanwhile.
+/// Follow it by its `rebuild_id`.
+#[utoipa::path(post, path = "/statistics/rebuilds", tag = TAG,
+    responses((status = 202, description = "Lancée : `{rebuild_id, state, events_applied, started_at, completed_at}`, `state` valant `running`, `completed` ou `abandoned` / Started; `state` is `running`, `completed` or `abandoned`", body = Object)))]
 async fn start_rebuild(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -318,7 +372,9 @@ async fn start_rebuild(
     Ok((StatusCode::ACCEPTED, Json(rebuild_json(rebuild))).into_response())
 }
 
-/// `GET /statistics/rebuilds/{id}`: its progress.
+/// Où en est une reconstruction / A rebuild's progress
+#[utoipa::path(get, path = "/statistics/rebuilds/{id}", tag = TAG, params(("id" = String, Path, description = "La reconstruction (UUIDv7) / the rebuild")),
+    responses((status = 200, description = "`{rebuild_id, state, events_applied, started_at, completed_at}`", body = Object)))]
 async fn rebuild(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,50 +1,62 @@
 //! `/structures`: the directory of associations, partners and the département,
 //! and the JWKS at `/.well-known/jwks.json`.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::key_service_client::KeyServiceClient;
 use eva_proto::identity::v1::structure_service_client::StructureServiceClient;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{code, non_empty, when};
 use crate::{AppState, Problem};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/structures", get(list).post(create))
-        .route("/structures/{id}", get(fetch).patch(update))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(fetch, update))
 }
 
+const TAG: &str = "Structures";
+
+const ID: &str = "La structure (UUIDv7) / the structure";
+
 /// A structure in the public API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StructureJson {
     pub id: String,
     pub name: String,
+    /// 14 chiffres / 14 digits.
     pub siret: String,
     /// `aci`, `ei`, `ai`, `etti`, `eiti`, `association`, `ccas`, `partner`, `departement`
     pub kind: String,
+    /// Code INSEE de la commune / the commune's INSEE code.
     pub commune_insee: String,
+    /// SIREN de l'EPCI / the EPCI's SIREN.
     pub epci: String,
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStructure {
     pub name: String,
+    /// 14 chiffres / 14 digits.
     pub siret: String,
+    /// `aci`, `ei`, `ai`, `etti`, `eiti`, `association`, `ccas`, `partner`, `departement`
     pub kind: String,
     pub commune_insee: String,
     #[serde(default)]
     pub epci: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// Only the fields sent change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStructure {
     pub name: Option<String>,
@@ -52,18 +64,24 @@ pub struct UpdateStructure {
     pub epci: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Éléments par page : par défaut 50, au plus 500 / items per page: 50 by default, at most 500.
     #[serde(default)]
     pub page_size: i32,
+    /// `next_page_token` de la page précédente / the previous page's `next_page_token`.
     #[serde(default)]
     pub page_token: String,
+    /// Seulement ce type / only this kind: `aci`, `ei`, `ai`, `etti`, `eiti`,
+    /// `association`, `ccas`, `partner`, `departement`.
     #[serde(default)]
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list; `next_page_token` is absent on the last one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_page_token: Option<String>,
@@ -103,6 +121,10 @@ impl From<pb::Structure> for StructureJson {
     }
 }
 
+/// Créer une structure / Create a structure
+#[utoipa::path(post, path = "/structures", tag = TAG, request_body = CreateStructure,
+    responses((status = 201, description = "Créée / Created", body = StructureJson),
+        (status = 409, description = "Une structure a déjà ce SIRET / A structure already has this SIRET", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -126,6 +148,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(s.into())))
 }
 
+/// L'annuaire des structures / The directory of structures
+#[utoipa::path(get, path = "/structures", tag = TAG, params(ListQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<StructureJson>)))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -152,6 +177,9 @@ async fn list(
     }))
 }
 
+/// Une structure / One structure
+#[utoipa::path(get, path = "/structures/{id}", tag = TAG, params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "La structure / The structure", body = StructureJson)))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -167,6 +195,12 @@ async fn fetch(
         .ok_or_else(|| Problem::not_found("structure introuvable / structure not found"))
 }
 
+/// Modifier une structure / Update a structure
+///
+/// Le SIRET et le type ne changent pas. / The SIRET and the kind do not change.
+#[utoipa::path(patch, path = "/structures/{id}", tag = TAG, params(("id" = String, Path, description = ID)),
+    request_body = UpdateStructure,
+    responses((status = 200, description = "La structure modifiée / The updated structure", body = StructureJson)))]
 async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -135,6 +135,10 @@ impl<N> Sandbox<N> {
         config.community.listen = community_addr.parse()?;
         config.community.endpoint = format!("http://{community_addr}");
         config.gateway.listen = gateway_addr.parse()?;
+        // Tests and benchmarks send bursts from one address as one user: no rate
+        // limit unless a test sets one (tests/tests/system/gateway_limits.rs).
+        config.gateway.rate_limit_ip_per_minute = 0;
+        config.gateway.rate_limit_user_per_minute = 0;
         configure(&mut config);
         config.validate()?;
         let config = Arc::new(config);

@@ -185,7 +185,24 @@ impl Bus {
     /// without a meta leader yet) is tried again: on a cluster, creating a replicated
     /// stream waits for its group's election, and every service of a first start asks
     /// for the same streams at once.
+    ///
+    /// A spec without subjects is a stream that only sources others (the hub's copies
+    /// of the boxes' streams, [`crate::federation`]): it must exist already, created
+    /// with its sources by [`crate::federation::setup`], and is never created here.
     pub async fn ensure_stream(&self, spec: &StreamSpec) -> Result<stream::Stream, BusError> {
+        if spec.subjects.is_empty() {
+            return self
+                .jetstream
+                .get_stream(spec.name)
+                .await
+                .map_err(|e| BusError::Stream {
+                    stream: spec.name.into(),
+                    reason: format!(
+                        "{e}; flux créé par la fédération du hub ([federation] role = \"hub\") / \
+                     stream created by the hub's federation ([federation] role = \"hub\")"
+                    ),
+                });
+        }
         const ATTEMPTS: u32 = 5;
         let mut attempt = 1;
         loop {

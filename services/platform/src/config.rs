@@ -2,7 +2,7 @@
 //! environment variables. Unknown keys and bad values fail at start with one
 //! line naming the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,8 @@ pub struct FederationConfig {
     pub domain: String,
     /// The hub's JetStream domain (a box's setting).
     pub hub_domain: String,
-    /// The boxes' JetStream domains whose partner events the hub gathers (the hub's).
+    /// The boxes' JetStream domains whose partner and statistics events the hub gathers
+    /// (the hub's).
     pub boxes: Vec<String>,
     /// Ids of the structures this box hosts, whose referrals from other boxes it
     /// receives (a box's).
@@ -480,6 +481,145 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Deadline of one call from the gateway to a service, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Steady rate of requests from one client IP address, per minute (a
+    /// token bucket); 0: no per-address limit.
+    pub rate_limit_ip_per_minute: u32,
+    /// Requests one client IP address may make at once above the steady rate.
+    pub rate_limit_ip_burst: u32,
+    /// Steady rate of requests with one `Authorization` value, per minute; 0:
+    /// no per-user limit.
+    pub rate_limit_user_per_minute: u32,
+    /// Requests with one `Authorization` value at once above the steady rate.
+    pub rate_limit_user_burst: u32,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` the
+    /// gateway believes to find the client's address.
+    pub trusted_proxies: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API
+    /// (CORS); empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{value}` : une adresse IP ou un bloc CIDR (10.0.0.0/8) / an IP address or a CIDR block (10.0.0.0/8)"
+            )
+        };
+        let (addr, prefix) = match value.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (value.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` (an IPv4-mapped IPv6 address counts as IPv4) is in the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Largest rate or burst of a rate limit.
+const RATE_LIMIT_MAX: u32 = 1_000_000;
+
+impl GatewayConfig {
+    /// The trusted proxies, parsed (valid once [`Config::validate`] passed).
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<IpNet>, (String, String)> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| IpNet::parse(p).map_err(|m| ("gateway.trusted_proxies".to_owned(), m)))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (rate_key, rate, burst_key, burst) in [
+            (
+                "gateway.rate_limit_ip_per_minute",
+                self.rate_limit_ip_per_minute,
+                "gateway.rate_limit_ip_burst",
+                self.rate_limit_ip_burst,
+            ),
+            (
+                "gateway.rate_limit_user_per_minute",
+                self.rate_limit_user_per_minute,
+                "gateway.rate_limit_user_burst",
+                self.rate_limit_user_burst,
+            ),
+        ] {
+            if rate > RATE_LIMIT_MAX {
+                return Err((
+                    rate_key.into(),
+                    format!(
+                        "au plus {RATE_LIMIT_MAX} (0 : sans limite) / at most {RATE_LIMIT_MAX} (0: no limit)"
+                    ),
+                ));
+            }
+            if rate > 0 && !(1..=RATE_LIMIT_MAX).contains(&burst) {
+                return Err((
+                    burst_key.into(),
+                    format!(
+                        "entre 1 et {RATE_LIMIT_MAX} quand {rate_key} est défini / between 1 and {RATE_LIMIT_MAX} when {rate_key} is set"
+                    ),
+                ));
+            }
+        }
+        self.trusted_proxy_nets()?;
+        for origin in &self.cors_allowed_origins {
+            check_origin(origin).map_err(|m| ("gateway.cors_allowed_origins".to_owned(), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// A browser origin exactly as browsers send it: `scheme://host[:port]`.
+fn check_origin(value: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        format!(
+            "`{value}` : {why} ; une origine est schéma://hôte[:port], ex. https://eva.example.org / an origin is scheme://host[:port], e.g. https://eva.example.org"
+        )
+    };
+    if value.contains('*') {
+        return Err(bad("pas de joker * / no * wildcard"));
+    }
+    let url = url::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("schéma http ou https / scheme http or https"));
+    }
+    let origin = url.origin().ascii_serialization();
+    if origin != value {
+        return Err(bad(&format!(
+            "sans chemin ni barre finale, en minuscules : `{origin}` / no path nor trailing slash, lower case: `{origin}`"
+        )));
+    }
+    Ok(())
 }
 
 impl Default for Config {
@@ -563,6 +703,12 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_ms: 10_000,
+            rate_limit_ip_per_minute: 1_200,
+            rate_limit_ip_burst: 300,
+            rate_limit_user_per_minute: 600,
+            rate_limit_user_burst: 200,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -710,6 +856,9 @@ impl Config {
             ));
         }
         self.federation
+            .validate()
+            .map_err(|(key, message)| bad(&key, message))?;
+        self.gateway
             .validate()
             .map_err(|(key, message)| bad(&key, message))?;
         let diagnostics = self.diagnostics.service();

@@ -345,3 +345,98 @@ fn passwords_in_urls_never_show_in_debug_output() {
     assert!(!shown.contains("s3cret"), "{shown}");
     assert!(shown.contains("nats2"), "{shown}");
 }
+
+#[test]
+fn gateway_rate_limits_and_origins_are_checked() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "rate_limit_ip_per_minute = 2000000",
+            "gateway.rate_limit_ip_per_minute",
+        ),
+        (
+            "rate_limit_ip_per_minute = 60\nrate_limit_ip_burst = 0",
+            "gateway.rate_limit_ip_burst",
+        ),
+        (
+            "rate_limit_user_per_minute = 60\nrate_limit_user_burst = 0",
+            "gateway.rate_limit_user_burst",
+        ),
+        (
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "gateway.trusted_proxies",
+        ),
+        ("trusted_proxies = [\"proxy\"]", "gateway.trusted_proxies"),
+        (
+            "cors_allowed_origins = [\"*\"]",
+            "gateway.cors_allowed_origins",
+        ),
+        (
+            "cors_allowed_origins = [\"https://*.example.org\"]",
+            "gateway.cors_allowed_origins",
+        ),
+        (
+            "cors_allowed_origins = [\"https://eva.example.org/app\"]",
+            "gateway.cors_allowed_origins",
+        ),
+        (
+            "cors_allowed_origins = [\"https://eva.example.org/\"]",
+            "gateway.cors_allowed_origins",
+        ),
+        (
+            "cors_allowed_origins = [\"eva.example.org\"]",
+            "gateway.cors_allowed_origins",
+        ),
+        (
+            "cors_allowed_origins = [\"ftp://eva.example.org\"]",
+            "gateway.cors_allowed_origins",
+        ),
+    ];
+    for (lines, key) in cases {
+        let line = load_error(Some(&format!("[gateway]\n{lines}\n")), &[]);
+        assert!(line.contains(key), "{lines}: {line}");
+    }
+    // The canonical form is suggested.
+    let line = load_error(
+        Some("[gateway]\ncors_allowed_origins = [\"https://EVA.example.org:443\"]\n"),
+        &[],
+    );
+    assert!(line.contains("`https://eva.example.org`"), "{line}");
+
+    // 0 switches a limit off, whatever its burst; good values load.
+    let file = TempToml::new(
+        "[gateway]\nrate_limit_ip_per_minute = 0\nrate_limit_ip_burst = 0\n\
+         trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n\
+         cors_allowed_origins = [\"https://eva.example.org\", \"http://localhost:5173\"]\n",
+    );
+    let cfg = Config::load_from(Some(&file.0), env(&[])).expect("loads");
+    assert_eq!(cfg.gateway.rate_limit_ip_per_minute, 0);
+    assert_eq!(cfg.gateway.cors_allowed_origins.len(), 2);
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_blocks() {
+    use eva_platform::config::IpNet;
+    use std::net::IpAddr;
+    let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+    let net = IpNet::parse("10.0.0.0/8").expect("a block");
+    assert!(net.contains(ip("10.200.3.4")));
+    assert!(net.contains(ip("::ffff:10.1.1.1")));
+    assert!(!net.contains(ip("11.0.0.1")));
+    assert!(!net.contains(ip("::1")));
+    let one = IpNet::parse("192.0.2.7").expect("an address");
+    assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
+    let all = IpNet::parse("0.0.0.0/0").expect("every IPv4 address");
+    assert!(all.contains(ip("203.0.113.1")));
+    let v6 = IpNet::parse("fd00::/8").expect("a block");
+    assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+    for bad in [
+        "",
+        "10.0.0.0/",
+        "10.0.0.0/33",
+        "::/129",
+        "host",
+        "10.0.0.0/-1",
+    ] {
+        assert!(IpNet::parse(bad).is_err(), "{bad:?}");
+    }
+}

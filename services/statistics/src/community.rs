@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
 use eva_platform::db::{DbError, Tx};
+use eva_platform::federation::{self, StatisticsFeed};
 use eva_platform::on_backend;
 use eva_proto::community::v1::{AnswerPosted, CheckinSubmitted, QuestionAsked};
 
@@ -40,16 +40,8 @@ pub struct CommunityFeed;
 
 #[async_trait]
 impl Feed for CommunityFeed {
-    fn stream(&self) -> StreamSpec {
-        streams::COMMUNITY
-    }
-
-    fn durable(&self) -> &'static str {
-        "statistics-community"
-    }
-
-    fn subjects(&self) -> &'static [&'static str] {
-        &[ASKED, POSTED, CHECKIN]
+    fn source(&self) -> StatisticsFeed {
+        federation::statistics::COMMUNITY
     }
 
     async fn apply(
@@ -469,4 +461,14 @@ fn qvt(q: &Query, rows: &[CheckinRow]) -> Vec<Figure> {
             guards: Vec::new(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The events it tells apart are the subjects it subscribes to (and the hub copies).
+    #[test]
+    fn reads_what_it_applies() {
+        let read = eva_platform::federation::statistics::COMMUNITY.subjects;
+        assert_eq!(read, [super::ASKED, super::POSTED, super::CHECKIN]);
+    }
 }

@@ -25,6 +25,7 @@ pub mod structures;
 use std::sync::Arc;
 
 use eva_platform::bus::streams;
+use eva_platform::config::FederationRole;
 use eva_platform::db::DbError;
 use eva_platform::grpc::GrpcServer;
 use eva_platform::service::{ServiceContext, StartError};
@@ -34,14 +35,18 @@ use eva_proto::statistics::v1::indicator_service_server::IndicatorServiceServer;
 use eva_proto::statistics::v1::projection_service_server::ProjectionServiceServer;
 use tokio::net::TcpListener;
 
-use crate::feed::{Feed, Live};
+use crate::feed::{Federated, Feed, Live};
 
 pub const SERVICE: &str = "statistics";
 
-/// Every source of statistics, in the order a rebuild reads them.
-pub async fn feeds(store: &store::Store) -> Result<Vec<Arc<dyn Feed>>, DbError> {
+/// Every source of statistics, in the order a rebuild reads them; on the
+/// département's hub, each a second time on the boxes' copy of its stream.
+pub async fn feeds(
+    store: &store::Store,
+    federation: FederationRole,
+) -> Result<Vec<Arc<dyn Feed>>, DbError> {
     let pseudonyms = people::Pseudonyms::load(store).await?;
-    Ok(vec![
+    let mut feeds: Vec<Arc<dyn Feed>> = vec![
         Arc::new(structures::StructuresFeed),
         Arc::new(people::PeopleFeed {
             pseudonyms: pseudonyms.clone(),
@@ -49,7 +54,15 @@ pub async fn feeds(store: &store::Store) -> Result<Vec<Arc<dyn Feed>>, DbError> 
         Arc::new(diagnostics::DiagnosticsFeed),
         Arc::new(referrals::ReferralsFeed { pseudonyms }),
         Arc::new(community::CommunityFeed),
-    ])
+    ];
+    if federation == FederationRole::Hub {
+        let boxes: Vec<Arc<dyn Feed>> = feeds
+            .iter()
+            .map(|f| Arc::new(Federated(f.clone())) as Arc<dyn Feed>)
+            .collect();
+        feeds.extend(boxes);
+    }
+    Ok(feeds)
 }
 
 /// Runs statistics on `listener` until `shutdown`.
@@ -68,10 +81,12 @@ pub async fn run(
     )
     .await?;
     let store = store::Store::new(ctx.db.clone());
-    let feeds = feeds(&store).await.map_err(|e| StartError::Other {
-        service: SERVICE,
-        reason: e.to_string(),
-    })?;
+    let feeds = feeds(&store, config.federation.role)
+        .await
+        .map_err(|e| StartError::Other {
+            service: SERVICE,
+            reason: e.to_string(),
+        })?;
     // A rebuild cut short by a stop is abandoned before any consumer could
     // write into its generation again.
     let rebuilds = rebuild::Rebuilds::new(

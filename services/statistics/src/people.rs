@@ -15,9 +15,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
-use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
 use eva_platform::db::{Backend, DbError, Tx};
+use eva_platform::federation::{self, StatisticsFeed};
 use eva_platform::on_backend;
 use eva_proto::identity::v1::{
     AccompanimentEnded, AccompanimentStarted, PersonErased, StatisticsObjectionChanged,
@@ -176,16 +176,8 @@ struct AccompanimentFact {
 
 #[async_trait]
 impl Feed for PeopleFeed {
-    fn stream(&self) -> StreamSpec {
-        streams::IDENTITY
-    }
-
-    fn durable(&self) -> &'static str {
-        "statistics-people"
-    }
-
-    fn subjects(&self) -> &'static [&'static str] {
-        &["eva.identity.accompaniment.>", "eva.identity.person.>"]
+    fn source(&self) -> StatisticsFeed {
+        federation::statistics::PEOPLE
     }
 
     async fn apply(

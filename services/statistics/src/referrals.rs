@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
 use eva_platform::db::{DbError, Handle, Tx};
+use eva_platform::federation::{self, StatisticsFeed};
 use eva_platform::on_backend;
 use eva_proto::referrals::v1::{
     ReferralSent, ReferralStatus, ReferralStatusChanged, RefusalReason,
@@ -146,16 +146,8 @@ impl ReferralsFeed {
 
 #[async_trait]
 impl Feed for ReferralsFeed {
-    fn stream(&self) -> StreamSpec {
-        streams::REFERRALS
-    }
-
-    fn durable(&self) -> &'static str {
-        "statistics-referrals"
-    }
-
-    fn subjects(&self) -> &'static [&'static str] {
-        &["eva.referrals.referral.>"]
+    fn source(&self) -> StatisticsFeed {
+        federation::statistics::REFERRALS
     }
 
     async fn apply(

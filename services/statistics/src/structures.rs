@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
 use eva_platform::db::{DbError, Tx};
+use eva_platform::federation::{self, StatisticsFeed};
 use eva_platform::on_backend;
 use eva_proto::identity::v1::{StructureCreated, StructureKind, StructureUpdated};
 
@@ -66,16 +66,8 @@ pub struct StructuresFeed;
 
 #[async_trait]
 impl Feed for StructuresFeed {
-    fn stream(&self) -> StreamSpec {
-        streams::IDENTITY
-    }
-
-    fn durable(&self) -> &'static str {
-        "statistics-structures"
-    }
-
-    fn subjects(&self) -> &'static [&'static str] {
-        &["eva.identity.structure.>"]
+    fn source(&self) -> StatisticsFeed {
+        federation::statistics::STRUCTURES
     }
 
     async fn apply(

@@ -9,8 +9,14 @@
 //! being created in A (A works alone); the link comes back: B holds exactly A's events
 //! for its structure, in A's order, none lost, none twice.
 //!
+//! Statistics: the hub's own services (`[federation] role = "hub"`) gather box A's
+//! structures, accompaniments and shared diagnostics in the hub's `EVA_FED_…` copies
+//! and show them in the hub's figures; what A records while cut off shows once the link
+//! is back, once; a rebuild on the hub finds them again; the hub's own streams hold
+//! none of A's events.
+//!
 //! Not covered here: B's referrals service reading `EVA_FEDERATION_IN` (no such code
-//! yet), statistics events flowing to the hub.
+//! yet).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,7 +27,7 @@ use eva_platform::auth::Role;
 use eva_platform::bus::{Bus, streams};
 use eva_platform::config::{BusConfig, FederationConfig, FederationRole};
 use eva_platform::federation::{self, BOX_STREAM, HUB_STREAM};
-use eva_tests::api::{consent, person, person_token, structure, until};
+use eva_tests::api::{consent, get, person, person_token, post, structure, until};
 use eva_tests::cluster::{TcpProxy, deploy_nats, stream_ids};
 use eva_tests::nats::NatsServer;
 use eva_tests::ports::free_port;
@@ -29,6 +35,8 @@ use eva_tests::sandbox::{Backend, Sandbox};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::time::{Instant, sleep};
+
+use crate::statistics::{cells, shared_diagnostic};
 
 /// The slowest a loaded 2-core machine, and a source resuming after a cut, may take.
 const ARRIVAL: Duration = Duration::from_secs(120);
@@ -304,5 +312,216 @@ async fn referrals_cross_the_hub_in_order_through_a_cut_link() -> Result<()> {
     }
     drop(box_b);
     drop(hub);
+    sb.stop().await
+}
+
+/// Waits until the hub's figures show `n` shared diagnostics and `n` people accompanied
+/// by an association (box A's structure, known to the hub by its `structure.created`).
+async fn until_hub_shows(hub: &Sandbox, analyst: &str, n: i64) -> Result<()> {
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let shared = cells(hub, analyst, "diagnostics_shared").await?;
+        let people = cells(hub, analyst, "people_accompanied?group_by=structure_kind").await?;
+        let count = |cells: &[serde_json::Value]| {
+            cells
+                .iter()
+                .filter(|c| c.get("structure_kind").is_none_or(|k| k == "association"))
+                .filter_map(|c| c["count"].as_i64())
+                .sum::<i64>()
+        };
+        let (d, p) = (count(&shared), count(&people));
+        if d == n && p == n {
+            return Ok(());
+        }
+        if d > n || p > n || Instant::now() > deadline {
+            bail!(
+                "the hub shows {d} shared diagnostics and {p} people, expected {n}: {shared:?} {people:?}"
+            );
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Does `subject` match the NATS filter `pattern` (`>` last, no `*`)?
+fn matches(pattern: &str, subject: &str) -> bool {
+    match pattern.strip_suffix('>') {
+        Some(prefix) => subject.starts_with(prefix),
+        None => subject == pattern,
+    }
+}
+
+/// A person in `a`, followed by its counselor, with a shared diagnostic.
+async fn followed_and_diagnosed(sb: &Sandbox, counselor: &str, a: &str, n: usize) -> Result<()> {
+    let last_name = format!("Essai{}", char::from(b'a' + n as u8));
+    let p = person(sb, counselor, a, "Ana", &last_name).await?;
+    shared_diagnostic(sb, counselor, a, &p).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_boxs_statistics_reach_the_hub_once_through_a_cut_link() -> Result<()> {
+    let (hub, leaf_listen) = start_hub().await?;
+    let proxy = TcpProxy::start(leaf_listen).await?;
+    let box_a = start_box("box-a", &format!("nats-leaf://{}", proxy.address())).await?;
+
+    // Box A's services first (its streams exist when the hub's copies source them),
+    // then the hub's, a federation hub with a low disclosure threshold.
+    let url_a = box_a.url();
+    let a_cfg = FederationConfig {
+        role: FederationRole::Box,
+        domain: "box-a".into(),
+        structures: vec![uuid::Uuid::now_v7().to_string()],
+        ..Default::default()
+    };
+    let sb = Sandbox::start_configured(box_a, url_a, Backend::Sqlite, |c| {
+        c.federation = a_cfg;
+    })
+    .await?;
+    let hub_url = hub.url();
+    let hub_sb = Sandbox::start_configured(hub, hub_url, Backend::Sqlite, |c| {
+        c.federation = FederationConfig {
+            role: FederationRole::Hub,
+            domain: "hub".into(),
+            boxes: vec!["box-a".into()],
+            ..Default::default()
+        };
+        c.statistics.disclosure_threshold = 2;
+    })
+    .await?;
+    let analyst = hub_sb
+        .token("analyst-hub", vec![Role::Analyst], vec![])
+        .await?;
+    let hub_operator = hub_sb
+        .token("ops-hub", vec![Role::Operator], vec![])
+        .await?;
+
+    // In A: an association, two people it follows, each with a shared diagnostic.
+    let operator = sb.token("ops-a", vec![Role::Operator], vec![]).await?;
+    let a = structure(
+        &sb,
+        &operator,
+        "Chantier A",
+        "41735218600007",
+        "association",
+    )
+    .await?;
+    let counselor = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    for n in 0..2 {
+        followed_and_diagnosed(&sb, &counselor, &a, n).await?;
+    }
+    until_hub_shows(&hub_sb, &analyst, 2).await?;
+
+    // The link is cut: A goes on recording; the hub sees none of it meanwhile.
+    let hub_client = hub_sb.nats.connect().await?;
+    proxy.cut();
+    until_cut_off(&hub_client).await?;
+    for n in 2..4 {
+        followed_and_diagnosed(&sb, &counselor, &a, n).await?;
+    }
+    let shared = "eva.diagnostics.diagnostic.shared";
+    let a_js = jetstream::new(sb.nats.connect().await?);
+    let hub_js = jetstream::new(hub_client);
+    until_holds(&a_js, "EVA_DIAGNOSTICS", shared, 4).await?;
+    let at_hub = stream_ids(&hub_js, "EVA_FED_DIAGNOSTICS", Some(shared)).await?;
+    ensure!(
+        at_hub.len() == 2,
+        "the hub got {at_hub:?} while A was cut off"
+    );
+
+    // The link comes back: the hub shows all of A's figures, each event once.
+    proxy.restore();
+    until_hub_shows(&hub_sb, &analyst, 4).await?;
+    let mut a_ids = HashSet::new();
+    let mut copied = 0;
+    for (copy, of, subjects) in federation::statistics::copies() {
+        let in_a: Vec<_> = stream_ids(&a_js, of.name, None)
+            .await?
+            .into_iter()
+            .filter(|(subject, _)| subjects.iter().any(|p| matches(p, subject)))
+            .collect();
+        let at_hub = stream_ids(&hub_js, copy.name, None).await?;
+        ensure!(
+            at_hub == in_a,
+            "{}: the hub holds {at_hub:?}, A {in_a:?}",
+            copy.name
+        );
+        copied += at_hub.len();
+        a_ids.extend(
+            stream_ids(&a_js, of.name, None)
+                .await?
+                .into_iter()
+                .map(|(_, id)| id),
+        );
+    }
+    // The hub's own streams, which its own services read, captured none of A's events.
+    for spec in streams::ALL {
+        let captured: Vec<_> = stream_ids(&hub_js, spec.name, None)
+            .await?
+            .into_iter()
+            .filter(|(_, id)| a_ids.contains(id))
+            .collect();
+        ensure!(
+            captured.is_empty(),
+            "the hub's {} holds A's {captured:?}",
+            spec.name
+        );
+    }
+
+    // A rebuild on the hub reads the copies again: same figures.
+    let before = (
+        cells(&hub_sb, &analyst, "diagnostics_shared").await?,
+        cells(
+            &hub_sb,
+            &analyst,
+            "people_accompanied?group_by=structure_kind",
+        )
+        .await?,
+    );
+    let (s, v) = post(
+        &hub_sb,
+        "/api/v1/statistics/rebuilds",
+        &hub_operator,
+        json!({}),
+    )
+    .await?;
+    ensure!(s == StatusCode::ACCEPTED, "{s} {v}");
+    let id = v["rebuild_id"].as_str().context("rebuild id")?.to_owned();
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let (s, v) = get(
+            &hub_sb,
+            &format!("/api/v1/statistics/rebuilds/{id}"),
+            &hub_operator,
+        )
+        .await?;
+        ensure!(s == StatusCode::OK, "{s} {v}");
+        if v["state"] == "completed" {
+            let applied = v["events_applied"].as_i64().unwrap_or(0);
+            ensure!(
+                applied >= copied as i64,
+                "the rebuild applied {applied} of {copied}: {v}"
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the hub's rebuild did not complete: {v}");
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+    let after = (
+        cells(&hub_sb, &analyst, "diagnostics_shared").await?,
+        cells(
+            &hub_sb,
+            &analyst,
+            "people_accompanied?group_by=structure_kind",
+        )
+        .await?,
+    );
+    ensure!(
+        after == before,
+        "the rebuild changed the hub's figures: {before:?} → {after:?}"
+    );
+    hub_sb.stop().await?;
     sb.stop().await
 }

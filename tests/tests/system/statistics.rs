@@ -158,7 +158,7 @@ async fn referral(
 }
 
 /// The cells of an indicator query, as the gateway answers them.
-async fn cells(sb: &Sandbox, token: &str, query: &str) -> Result<Vec<Value>> {
+pub(crate) async fn cells(sb: &Sandbox, token: &str, query: &str) -> Result<Vec<Value>> {
     let (s, v) = get(sb, &format!("/api/v1/statistics/indicators/{query}"), token).await?;
     if s != StatusCode::OK {
         bail!("{query}: {s} {v}");
@@ -851,7 +851,7 @@ async fn figures_from_events_postgres() -> Result<()> {
 }
 
 /// Records and shares a diagnostic through the gateway, as a counselor does.
-async fn shared_diagnostic(
+pub(crate) async fn shared_diagnostic(
     sb: &Sandbox,
     counselor: &str,
     structure_id: &str,

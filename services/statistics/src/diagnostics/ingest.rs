@@ -8,9 +8,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use eva_platform::bus::{StreamSpec, streams};
 use eva_platform::consumer::{ApplyError, Envelope};
 use eva_platform::db::{Backend, DbError, Params, Tx};
+use eva_platform::federation::{self, StatisticsFeed};
 use eva_platform::on_backend;
 use eva_proto::diagnostics::v1::{
     ItemEvolution, Level, RecordingContext, StatisticsExclusionChanged,
@@ -40,16 +40,8 @@ pub struct DiagnosticsFeed;
 
 #[async_trait]
 impl Feed for DiagnosticsFeed {
-    fn stream(&self) -> StreamSpec {
-        streams::DIAGNOSTICS
-    }
-
-    fn durable(&self) -> &'static str {
-        "statistics-diagnostics"
-    }
-
-    fn subjects(&self) -> &'static [&'static str] {
-        &[SHARED, SUPERSEDED, EXCLUSION_CHANGED]
+    fn source(&self) -> StatisticsFeed {
+        federation::statistics::DIAGNOSTICS
     }
 
     async fn apply(
@@ -759,4 +751,17 @@ async fn write_counts(
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The events it tells apart are the subjects it subscribes to (and the hub copies).
+    #[test]
+    fn reads_what_it_applies() {
+        let read = eva_platform::federation::statistics::DIAGNOSTICS.subjects;
+        assert_eq!(
+            read,
+            [super::SHARED, super::SUPERSEDED, super::EXCLUSION_CHANGED]
+        );
+    }
 }

@@ -33,7 +33,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream as JsStream;
 use eva_platform::Shutdown;
 use eva_platform::bus::{Bus, CloudEvent, streams};
-use eva_platform::config::BusConfig;
+use eva_platform::config::{BusConfig, FederationRole};
 use eva_platform::consumer::{self, ApplyError, BATCH, Envelope, Projection};
 use eva_platform::db::{Db, Tx};
 use eva_platform::on_backend;
@@ -1315,7 +1315,7 @@ pub(crate) async fn statistics(
     );
 
     // 5. Rebuild, with a light dashboard load meanwhile.
-    let feeds = eva_statistics::feeds(&store).await?;
+    let feeds = eva_statistics::feeds(&store, FederationRole::Off).await?;
     let rebuilds = Rebuilds::new(store.clone(), bus.clone(), feeds, shutdown.clone());
     let started = Instant::now();
     let rebuild = rebuilds
