@@ -4,7 +4,9 @@
 #   - the PostgreSQL server binaries (Debian package, root only; no cluster is started);
 #   - cargo-nextest;
 #   - kubernetes-validate (PyPI) in the same venv, and systemd-analyze (Debian systemd, root
-#     only): the deployment files' checks (tests/tests/system/deploy_manifests.rs).
+#     only): the deployment files' checks (tests/tests/system/deploy_manifests.rs);
+#   - chromium (Debian package, root only) and tests/e2e's node packages (npm ci): the
+#     browser journey (tests/tests/system/web.rs).
 # Idempotent and quiet when there is nothing to do; one line per thing it installs.
 set -euo pipefail
 
@@ -86,4 +88,24 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "ensure-tools: installing systemd-analyze (apt-get install systemd)"
     quietly apt-get update
     quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd
+fi
+
+# The browser journey (tests/tests/system/web.rs): Debian's chromium, driven by
+# playwright-core (tests/e2e, installed from its lock; playwright downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ensure-tools: /usr/bin/chromium is missing (browser tests);" \
+            "run as root, or install it yourself: apt-get install chromium" >&2
+        exit 1
+    fi
+    echo "ensure-tools: installing chromium (apt-get install chromium)"
+    quietly apt-get update
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+
+e2e="$repo/tests/e2e"
+if [ ! -d "$e2e/node_modules" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules" ]; then
+    echo "ensure-tools: installing the browser tests' packages (npm ci --prefix tests/e2e)"
+    quietly npm ci --prefix "$e2e" --no-audit --no-fund
+    touch "$e2e/node_modules"
 fi

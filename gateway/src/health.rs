@@ -28,8 +28,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// The page a browser sees at `/`: is this EVA up, and where to go next.
-pub async fn home(State(state): State<AppState>) -> Html<String> {
+/// `/status`: is this EVA up, and where to go next.
+pub async fn status(State(state): State<AppState>) -> Html<String> {
     let (ready, checks) = checks(&state).await;
     let rows: String = checks
         .iter()
@@ -58,6 +58,7 @@ table{{border-collapse:collapse}}th,td{{text-align:left;padding:.25rem 1rem .25r
 <p><strong>{headline}</strong></p>
 <table><caption>État des composants / Components</caption>{rows}</table>
 <h2>Pour aller plus loin / Next</h2><ul>
+<li><a href="/">L'application / the web client</a></li>
 <li><a href="/readyz">/readyz</a> — état en JSON / readiness as JSON</li>
 <li><a href="/api/v1/structures">/api/v1</a> — l'API (jeton requis) / the API (token required)</li>
 <li><a href="/.well-known/jwks.json">/.well-known/jwks.json</a> — clés publiques des jetons / token public keys</li>

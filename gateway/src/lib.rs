@@ -27,6 +27,7 @@ mod rights;
 mod statistics;
 mod structures;
 mod upstream;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,7 +94,10 @@ pub fn router(state: AppState) -> Router {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
         });
     Router::new()
-        .route("/", get(health::home))
+        // The web client, and the system's state for people.
+        .route("/", get(web::index))
+        .route("/web/{file}", get(web::asset))
+        .route("/status", get(health::status))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(structures::jwks))

@@ -38,4 +38,5 @@ mod skeleton;
 mod statistics;
 mod statistics_api;
 mod structures;
+mod web;
 mod webhooks;

@@ -1,0 +1,339 @@
+//! The web client in a real browser: headless Chromium driven by node and playwright-core
+//! (`tests/e2e`, installed by `scripts/ensure-tools.sh`). This file makes the fixtures
+//! through the API — structures, a counselor's, a person's and an analyst's accounts with
+//! passwords, consents, an accompaniment, a non-empty access log, figures above the
+//! disclosure threshold — then runs a journey script with them in `EVA_E2E` (JSON) and
+//! fails with node's output when it fails. `EVA_SCREENSHOTS=1` writes the journey's
+//! screenshots into `docs/screenshots`; otherwise they go to a temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use eva_platform::auth::Role;
+use eva_platform::consent::DOMAINS;
+use eva_tests::api::{get, post, request, structure};
+use eva_tests::sandbox::{Backend, Sandbox};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// How long one journey may take, browser start included.
+const NODE_TIMEOUT: Duration = Duration::from_secs(180);
+
+const SIRET_A: &str = "41735218600007";
+const SIRET_B: &str = "51734218700005";
+const SIRET_D: &str = "61737218800004";
+
+const COUNSELOR_EMAIL: &str = "camille.conseil@exemple.fr";
+const COUNSELOR_PASSWORD: &str = "deux chats au soleil";
+const PERSON_EMAIL: &str = "ana.lindqvist@exemple.fr";
+const PERSON_PASSWORD: &str = "un jardin sous la pluie";
+const ANALYST_EMAIL: &str = "dominique.analyse@exemple.fr";
+const ANALYST_PASSWORD: &str = "trois merles sur un fil";
+
+/// The repository's root (this crate is `tests/`).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs `node tests/e2e/<script>` with `fixtures` in `EVA_E2E` and screenshots into
+/// `screenshots`; fails with its output when it exits non-zero or takes too long.
+async fn run_node(script: &str, fixtures: &Value, screenshots: &Path) -> Result<()> {
+    let root = repo();
+    let e2e = root.join("tests/e2e");
+    if !e2e.join("node_modules/playwright-core").is_dir() {
+        bail!("tests/e2e/node_modules is missing: run scripts/ensure-tools.sh (npm ci)");
+    }
+    if !Path::new("/usr/bin/chromium").exists() {
+        bail!("/usr/bin/chromium is missing: run scripts/ensure-tools.sh (apt-get install)");
+    }
+    let child = tokio::process::Command::new("node")
+        .arg(e2e.join(script))
+        .current_dir(&root)
+        .env("EVA_E2E", fixtures.to_string())
+        .env("EVA_E2E_SCREENSHOTS", screenshots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    let started = Instant::now();
+    let out = tokio::time::timeout(NODE_TIMEOUT, child.wait_with_output())
+        .await
+        .with_context(|| format!("node {script}: no end after {NODE_TIMEOUT:?}"))??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("node {script} failed ({}):\n{text}", out.status);
+    }
+    println!("node {script}: {:?}\n{text}", started.elapsed());
+    Ok(())
+}
+
+/// Where the journey's screenshots go: `docs/screenshots` with `EVA_SCREENSHOTS=1`,
+/// else a temporary folder (kept while the returned guard lives).
+fn screenshots_dir() -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if std::env::var("EVA_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        let dir = repo().join("docs/screenshots");
+        std::fs::create_dir_all(&dir)?;
+        return Ok((dir, None));
+    }
+    let tmp = tempfile::tempdir()?;
+    Ok((tmp.path().to_path_buf(), Some(tmp)))
+}
+
+/// Adds a member to `structure` as the operator and accepts the invitation with
+/// `password`: the member's user id.
+async fn member(
+    sb: &Sandbox,
+    operator: &str,
+    structure: &str,
+    email: &str,
+    role: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<String> {
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/structures/{structure}/members"),
+        operator,
+        json!({ "email": email, "display_name": display_name, "role": role }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("adding {email}: {s} {v}");
+    }
+    let code = v["invitation"]["code"]
+        .as_str()
+        .context("invitation code")?;
+    accept(sb, code, password, display_name).await?;
+    Ok(v["member"]["user_id"]
+        .as_str()
+        .context("user id")?
+        .to_owned())
+}
+
+async fn accept(sb: &Sandbox, code: &str, password: &str, name: &str) -> Result<()> {
+    let body = json!({ "code": code, "password": password, "display_name": name });
+    let (s, v) = request(
+        sb,
+        Method::POST,
+        "/api/v1/auth/invitations/accept",
+        None,
+        Some(&body),
+    )
+    .await?;
+    if s != StatusCode::OK {
+        bail!("accepting an invitation: {s} {v}");
+    }
+    Ok(())
+}
+
+/// Logs in with e-mail and password, as the browser will: the access token.
+async fn login(sb: &Sandbox, email: &str, password: &str) -> Result<String> {
+    let body = json!({ "email": email, "password": password });
+    let (s, v) = request(sb, Method::POST, "/api/v1/auth/login", None, Some(&body)).await?;
+    if s != StatusCode::OK {
+        bail!("logging in as {email}: {s} {v}");
+    }
+    Ok(v["access_token"]
+        .as_str()
+        .context("access token")?
+        .to_owned())
+}
+
+/// Calls GET `path` until `check` holds (projections catch up), for at most 20 s.
+async fn wait_for(
+    sb: &Sandbox,
+    path: &str,
+    token: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = get(sb, path, token).await?;
+        if s == StatusCode::OK && check(&v) {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: GET {path}: {s} {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The journey's world, made through the API: structures A (an association, the
+/// counselor's), B (a partner to refer to) and D (a département, the analyst's); a
+/// counselor of A, an analyst of D, and a person followed by A with her own account, a
+/// consent to A for each domain, an accompaniment, and two reads of her file in her
+/// access log. The person of the counselor's step is created in the browser.
+async fn world(sb: &Sandbox) -> Result<Value> {
+    let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let (a_name, b_name, d_name) = (
+        "Association Le Relais",
+        "Auto-école solidaire du Vexin",
+        "Département de l'Eure",
+    );
+    let a = structure(sb, &operator, a_name, SIRET_A, "association").await?;
+    let b = structure(sb, &operator, b_name, SIRET_B, "partner").await?;
+    let d = structure(sb, &operator, d_name, SIRET_D, "departement").await?;
+
+    member(
+        sb,
+        &operator,
+        &a,
+        COUNSELOR_EMAIL,
+        "counselor",
+        "Camille Conseil",
+        COUNSELOR_PASSWORD,
+    )
+    .await?;
+    member(
+        sb,
+        &operator,
+        &d,
+        ANALYST_EMAIL,
+        "analyst",
+        "Dominique Analyse",
+        ANALYST_PASSWORD,
+    )
+    .await?;
+    let counselor = login(sb, COUNSELOR_EMAIL, COUNSELOR_PASSWORD).await?;
+
+    // The counselor registers Ana (her accompaniment by A opens with her file) and
+    // invites her to her own account; she accepts with a password.
+    let (s, v) = post(
+        sb,
+        "/api/v1/people",
+        &counselor,
+        json!({
+            "structure_id": a,
+            "first_name": "Ana",
+            "last_name": "Lindqvist",
+            "birth_date": "1985-05-20",
+            "email": PERSON_EMAIL,
+            "commune_insee": "27229",
+        }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("registering the person: {s} {v}");
+    }
+    let person = v["id"].as_str().context("person id")?.to_owned();
+    if v["accompaniment"]["id"].as_str().is_none() {
+        bail!("the person's registration opened no accompaniment: {v}");
+    }
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/people/{person}/invitations"),
+        &counselor,
+        json!({}),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("inviting the person: {s} {v}");
+    }
+    accept(
+        sb,
+        v["code"].as_str().context("person's code")?,
+        PERSON_PASSWORD,
+        "Ana",
+    )
+    .await?;
+    let ana = login(sb, PERSON_EMAIL, PERSON_PASSWORD).await?;
+
+    // One consent to A per domain, so withdrawing one leaves the others.
+    for domain in DOMAINS {
+        let (s, v) = post(
+            sb,
+            &format!("/api/v1/people/{person}/consents"),
+            &ana,
+            json!({ "grantee_structure_id": a, "domains": [domain.id],
+                    "purposes": ["accompagnement", "orientation"] }),
+        )
+        .await?;
+        if s != StatusCode::CREATED {
+            bail!("consent for {}: {s} {v}", domain.id);
+        }
+    }
+
+    // The counselor reads Ana's file twice: her access log is not empty.
+    for _ in 0..2 {
+        let (s, v) = get(sb, &format!("/api/v1/people/{person}"), &counselor).await?;
+        if s != StatusCode::OK {
+            bail!("reading the person: {s} {v}");
+        }
+    }
+    wait_for(
+        sb,
+        &format!("/api/v1/people/{person}/access-log"),
+        &ana,
+        "access log",
+        |v| v["items"].as_array().is_some_and(|i| i.len() >= 3),
+    )
+    .await?;
+
+    // Three structures this year: above the threshold of 2, a figure the analyst sees.
+    let analyst = login(sb, ANALYST_EMAIL, ANALYST_PASSWORD).await?;
+    wait_for(
+        sb,
+        "/api/v1/statistics/indicators/structures?group_by=year",
+        &analyst,
+        "structures indicator",
+        |v| {
+            v["cells"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["count"].as_i64() == Some(3)))
+        },
+    )
+    .await?;
+
+    Ok(json!({
+        "baseUrl": sb.gateway,
+        "counselor": { "email": COUNSELOR_EMAIL, "password": COUNSELOR_PASSWORD,
+                       "name": "Camille Conseil" },
+        "person": { "email": PERSON_EMAIL, "password": PERSON_PASSWORD, "id": person,
+                    "first_name": "Ana", "last_name": "Lindqvist" },
+        "analyst": { "email": ANALYST_EMAIL, "password": ANALYST_PASSWORD,
+                     "name": "Dominique Analyse" },
+        "structures": {
+            "a": { "id": a, "name": a_name },
+            "b": { "id": b, "name": b_name },
+            "d": { "id": d, "name": d_name },
+        },
+    }))
+}
+
+/// `tests/e2e/lib.mjs` itself, on a page the gateway already serves (the API's
+/// documentation): browser, axe, screenshot, keyboard, failure messages.
+#[tokio::test]
+async fn lib_mjs_drives_chromium() -> Result<()> {
+    let sb = Sandbox::start(Backend::Sqlite).await?;
+    let tmp = tempfile::tempdir()?;
+    let fixtures = json!({ "baseUrl": sb.gateway });
+    run_node("selfcheck.mjs", &fixtures, tmp.path()).await?;
+    assert!(tmp.path().join("selfcheck-documentation.png").is_file());
+    sb.stop().await
+}
+
+/// The journey (`tests/e2e/flows.mjs`): a counselor, the person, an analyst.
+#[tokio::test]
+async fn journey_in_the_browser() -> Result<()> {
+    let sb = Sandbox::start_with(Backend::Sqlite, |c| {
+        c.statistics.disclosure_threshold = 2;
+    })
+    .await?;
+    let fixtures = world(&sb).await?;
+    let (dir, _guard) = screenshots_dir()?;
+    run_node("flows.mjs", &fixtures, &dir).await?;
+    sb.stop().await
+}
