@@ -266,22 +266,64 @@ async fn fetch(
     Ok(Json(r.consent.ok_or_else(empty_answer)?.into()))
 }
 
-/// Retirer un consentement / Withdraw a consent
+/// Which domains to withdraw; absent or empty: the whole consent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawConsent {
+    /// Référentiel domain ids covered by the consent. Only these are withdrawn;
+    /// the others stay shared (see the answer's `remaining`). Every domain listed,
+    /// or none: the whole consent is withdrawn.
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// The withdrawn consent, and the one that keeps the remaining domains.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawnJson {
+    #[serde(flatten)]
+    pub consent: ConsentJson,
+    /// After a withdrawal of some domains: the consent granted, in the same
+    /// transaction, for the remaining domains (same structure, purposes and
+    /// period, its own signed receipt). Absent when the whole consent was withdrawn.
+    pub remaining: Option<ConsentJson>,
+}
+
+/// Retirer un consentement, ou certains de ses domaines / Withdraw a consent, or some of its domains
 ///
-/// Effet immédiat ; retirer un consentement qui n'est plus actif ne change rien. /
-/// Takes effect at once; withdrawing a consent no longer active changes nothing.
+/// Effet immédiat ; retirer un consentement qui n'est plus actif ne change rien. Avec
+/// `domains`, seuls ces domaines sont retirés, en une seule transaction : le consentement
+/// est retiré et un consentement pour les domaines restants le remplace (`remaining`).
+/// Un domaine inconnu ou non couvert : 400 qui le nomme. / Takes effect at once;
+/// withdrawing a consent no longer active changes nothing. With `domains`, only those
+/// are withdrawn, atomically: the consent is withdrawn and one for the remaining domains
+/// replaces it (`remaining`). An unknown or uncovered domain: 400 naming it.
 #[utoipa::path(post, path = "/consents/{id}/withdraw", tag = TAG, params(("id" = String, Path, description = ID)),
-    responses((status = 200, description = "Le consentement retiré / The withdrawn consent", body = ConsentJson)))]
+    request_body(content = Option<WithdrawConsent>, description = "Facultatif / optional"),
+    responses((status = 200, description = "Le consentement retiré / The withdrawn consent", body = WithdrawnJson)))]
 async fn withdraw(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<ConsentJson>, Problem> {
-    let req = state
-        .upstreams
-        .request(&headers, pb::WithdrawConsentRequest { consent_id: id });
+    body: Result<Json<WithdrawConsent>, JsonRejection>,
+) -> Result<Json<WithdrawnJson>, Problem> {
+    let body = match body {
+        Ok(Json(b)) => b,
+        // No body at all: the whole consent.
+        Err(JsonRejection::MissingJsonContentType(_)) => WithdrawConsent::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let req = state.upstreams.request(
+        &headers,
+        pb::WithdrawConsentRequest {
+            consent_id: id,
+            domains: body.domains,
+        },
+    );
     let r = client(&state).withdraw_consent(req).await?.into_inner();
-    Ok(Json(r.consent.ok_or_else(empty_answer)?.into()))
+    Ok(Json(WithdrawnJson {
+        consent: r.consent.ok_or_else(empty_answer)?.into(),
+        remaining: r.remaining.map(Into::into),
+    }))
 }
 
 /// Le reçu signé d'un consentement / A consent's signed receipt

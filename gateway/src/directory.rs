@@ -40,7 +40,15 @@ const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 /// Deadline of an import or an export.
 const FILE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fields of a service that EVA sets.
-const READ_ONLY: &[&str] = &["id", "source", "source_id", "created_at", "updated_at"];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "source",
+    "source_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "archived_at",
+];
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,6 +57,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export))
         .routes(routes!(suggestions))
         .routes(routes!(fetch, update))
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
 }
 
 const TAG: &str = "Services";
@@ -102,6 +112,11 @@ pub struct ServiceJson {
     pub available_places: Option<i32>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// `active`, or `archived` (closed: in no search, suggestion nor export, no new
+    /// referral); set by EVA, changed with `POST /services/{id}/archive` and `/unarchive`.
+    pub status: String,
+    /// When it was archived; absent while active.
+    pub archived_at: Option<String>,
 }
 
 impl From<pb::Service> for ServiceJson {
@@ -145,6 +160,13 @@ impl From<pb::Service> for ServiceJson {
             available_places: s.available_places,
             created_at: when(s.created_at),
             updated_at: when(s.updated_at),
+            status: if s.archived_at.is_some() {
+                "archived"
+            } else {
+                "active"
+            }
+            .to_owned(),
+            archived_at: when(s.archived_at),
         }
     }
 }
@@ -285,6 +307,10 @@ pub struct SearchQuery {
     /// Only this EVA structure's services (UUIDv7).
     #[serde(default)]
     pub structure_id: String,
+    /// With `structure_id`: its archived services too (for its admins and partners; the
+    /// export ignores it, archived services are never exported).
+    #[serde(default)]
+    pub include_archived: bool,
 }
 
 fn codes(list: &str) -> Vec<String> {
@@ -461,6 +487,56 @@ async fn update(
     Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
 }
 
+/// Archiver un service / Archive (close) a service
+///
+/// Le service fermé sort des recherches, des suggestions et de l'export data·inclusion (le
+/// schéma v1 n'a pas de champ « fermé » : un service absent de l'export de sa source n'est
+/// plus proposé) et ne reçoit plus de nouvelle orientation ; il reste lisible par son id,
+/// avec `status: archived`. Les orientations déjà envoyées continuent. Réservé aux
+/// administrateurs de la structure qui le propose. / The closed service leaves searches,
+/// suggestions and the data·inclusion export (the schema v1 has no "closed" field: a
+/// service missing from its source's export is no longer offered) and takes no new
+/// referral; it stays readable by id, with `status: archived`. Referrals already sent go
+/// on. For the providing structure's admins only.
+#[utoipa::path(post, path = "/services/{id}/archive", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
+    responses((status = 200, description = "Le service, archivé / The service, archived", body = ServiceJson)))]
+async fn archive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::ArchiveServiceRequest { service_id: id });
+    let r = client(state.upstreams.referrals.clone())
+        .archive_service(req)
+        .await?
+        .into_inner();
+    Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
+}
+
+/// Rouvrir un service archivé / Open an archived service again
+///
+/// Il revient dans les recherches, les suggestions et l'export. Réservé aux administrateurs
+/// de la structure qui le propose. / It is back in searches, suggestions and the export.
+/// For the providing structure's admins only.
+#[utoipa::path(post, path = "/services/{id}/unarchive", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
+    responses((status = 200, description = "Le service, ouvert / The service, open", body = ServiceJson)))]
+async fn unarchive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceJson>, Problem> {
+    let req = state
+        .upstreams
+        .request(&headers, pb::UnarchiveServiceRequest { service_id: id });
+    let r = client(state.upstreams.referrals.clone())
+        .unarchive_service(req)
+        .await?
+        .into_inner();
+    Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
+}
+
 /// Chercher des services / Search services
 ///
 /// Les valeurs d'un filtre sont séparées par des virgules. / The values of one filter are
@@ -482,6 +558,7 @@ async fn list(
             publics: codes(&q.publics),
             territory: q.territory,
             structure_id: q.structure_id,
+            include_archived: q.include_archived,
         },
     );
     let r = client(state.upstreams.referrals.clone())

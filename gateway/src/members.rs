@@ -22,7 +22,7 @@ use crate::{AppState, Problem};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
-        .routes(routes!(remove))
+        .routes(routes!(remove, set_roles))
 }
 
 const TAG: &str = "Membres";
@@ -37,6 +37,16 @@ pub struct AddMemberBody {
     pub display_name: String,
     /// `counselor`, `structure_admin`, `partner`, `analyst`
     pub role: String,
+}
+
+/// The roles a member holds in the structure afterwards.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRolesBody {
+    /// At least one; each allowed for the structure's kind: `counselor` or
+    /// `structure_admin` (associations), `partner` or `structure_admin` (partners),
+    /// `analyst` or `structure_admin` (département).
+    pub roles: Vec<String>,
 }
 
 /// A member of a structure, with the roles held there.
@@ -190,4 +200,44 @@ async fn remove(
     );
     client(&state).remove_member(req).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changer les rôles d'un membre / Change a member's roles
+///
+/// Remplace les rôles du membre dans la structure ; son compte, son mot de passe et
+/// son appartenance restent. Un rôle retiré met fin à ses sessions (il se reconnecte
+/// avec le même mot de passe). Le dernier administrateur garde son rôle (409). Réservé
+/// aux administrateurs de la structure et aux opérateurs. / Replaces the member's roles
+/// in the structure; the account, its password and the membership stay. A role taken
+/// away ends the member's sessions (they log in again with the same password). The last
+/// administrator keeps the role (409). Structure admins and operators only.
+#[utoipa::path(patch, path = "/structures/{id}/members/{user_id}", tag = TAG,
+    params(("id" = String, Path, description = STRUCTURE),
+        ("user_id" = String, Path, description = "Le compte (UUIDv7) / the account")),
+    request_body = MemberRolesBody,
+    responses((status = 200, description = "Le membre et ses rôles ici / The member and their roles here", body = MemberJson),
+        (status = 409, description = "Le dernier administrateur garde son rôle / The last administrator keeps the role", body = Problem, content_type = "application/problem+json")))]
+async fn set_roles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+    body: Result<Json<MemberRolesBody>, JsonRejection>,
+) -> Result<Json<MemberJson>, Problem> {
+    let Json(body) = body?;
+    let roles = body
+        .roles
+        .iter()
+        .map(|r| role_from_json("roles", r).map(|r| r as i32))
+        .collect::<Result<Vec<_>, _>>()?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::SetMemberRolesRequest {
+            structure_id: id,
+            user_id,
+            roles,
+        },
+    );
+    let r = client(&state).set_member_roles(req).await?.into_inner();
+    let user = r.user.ok_or_else(crate::json::empty_answer)?;
+    Ok(Json(user.into()))
 }

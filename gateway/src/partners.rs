@@ -25,6 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(remove))
         .routes(routes!(deliveries))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 const TAG: &str = "Partenaires";
@@ -58,6 +60,10 @@ pub struct WebhookJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     pub created_at: Option<String>,
+    /// `active`, or `paused` (events are kept for it and sent, in order, on resume).
+    pub status: &'static str,
+    /// Since when it is paused; absent while active.
+    pub paused_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -164,6 +170,12 @@ impl From<pb::Webhook> for WebhookJson {
             format: format_name(w.format),
             secret: non_empty(w.secret),
             created_at: when(w.created_at),
+            status: if w.paused_at.is_some() {
+                "paused"
+            } else {
+                "active"
+            },
+            paused_at: when(w.paused_at),
         }
     }
 }
@@ -337,6 +349,48 @@ async fn remove(
         .request(&headers, pb::DeleteWebhookRequest { webhook_id });
     client(&state).delete_webhook(req).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mettre un webhook en pause / Pause a webhook
+///
+/// Plus aucun envoi vers son adresse tant qu'il est en pause ; son adresse et son secret
+/// restent. Les événements survenus pendant la pause ne sont pas perdus : ils attendent
+/// (état `pending` dans les envois) et partent dans l'ordre à la reprise. / No more calls to
+/// its URL while it is paused; its URL and secret stay. Events that happen during the pause
+/// are not dropped: they wait (state `pending` in the deliveries) and are sent in order on
+/// resume.
+#[utoipa::path(post, path = "/structures/{id}/webhooks/{webhook_id}/pause", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure"), ("webhook_id" = String, Path, description = "Le webhook (UUIDv7) / the webhook")),
+    responses((status = 200, description = "Le webhook, en pause / The webhook, paused", body = WebhookJson)))]
+async fn pause(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, webhook_id)): Path<(String, String)>,
+) -> Result<Json<WebhookJson>, Problem> {
+    check_belongs(&state, &headers, &id, &webhook_id).await?;
+    let req = state
+        .upstreams
+        .request(&headers, pb::PauseWebhookRequest { webhook_id });
+    let r = client(&state).pause_webhook(req).await?.into_inner();
+    Ok(Json(r.webhook.ok_or_else(empty_answer)?.into()))
+}
+
+/// Reprendre un webhook / Resume a webhook
+///
+/// Les événements gardés pendant la pause partent d'abord, dans l'ordre, puis les nouveaux.
+/// / The events kept during the pause are sent first, in order, then the new ones.
+#[utoipa::path(post, path = "/structures/{id}/webhooks/{webhook_id}/resume", tag = TAG, params(("id" = String, Path, description = "La structure partenaire (UUIDv7) / the partner structure"), ("webhook_id" = String, Path, description = "Le webhook (UUIDv7) / the webhook")),
+    responses((status = 200, description = "Le webhook, actif / The webhook, active", body = WebhookJson)))]
+async fn resume(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, webhook_id)): Path<(String, String)>,
+) -> Result<Json<WebhookJson>, Problem> {
+    check_belongs(&state, &headers, &id, &webhook_id).await?;
+    let req = state
+        .upstreams
+        .request(&headers, pb::ResumeWebhookRequest { webhook_id });
+    let r = client(&state).resume_webhook(req).await?.into_inner();
+    Ok(Json(r.webhook.ok_or_else(empty_answer)?.into()))
 }
 
 /// Les envois d'un webhook / A webhook's deliveries

@@ -2,6 +2,13 @@
 // diagnostics, referral) and the diagnostic editor with both ratings side by side.
 import { get, getReferentiel, getStructures, levelLabel, domainLabel, patch, post } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
+import * as history from './history.js';
+import * as plan from './plan.js';
+
+/** `render` with the children flattened and the empty ones left out (null, false, arrays). */
+const show = (title, ...children) => render(title, ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+/** « de Bruno », « d'Ana » : the French elision before a vowel. */
+const of = (name) => (/^[aeiouyàâäéèêëîïôöûüù]/i.test(name) ? `d'${name}` : `de ${name}`);
 
 const PURPOSES = [['accompagnement', 'Accompagnement'], ['orientation', 'Orientation vers une autre structure'], ['statistiques', 'Statistiques anonymes']];
 const STATUS = { brouillon: 'Brouillon', partage: 'Partagé', remplace: 'Remplacé' };
@@ -14,16 +21,82 @@ function myStructures(me) {
   return (me.structures || []).filter((s) => s.roles.includes('counselor') || s.roles.includes('structure_admin'));
 }
 
+const PAGE = 20;
+
+/** Lowercase, without accents: « Élodie » is found by « elodie ». */
+function plain(s) {
+  return String(s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().trim();
+}
+
+/** Every person the structure follows (pages of 500, at most 5 000). */
+async function followed(structureId) {
+  const out = [];
+  let token = '';
+  for (let i = 0; i < 10; i += 1) {
+    const q = new URLSearchParams({ structure_id: structureId, page_size: '500' });
+    if (token) q.set('page_token', token);
+    const r = await get(`/people?${q}`);
+    out.push(...r.items);
+    token = r.next_page_token || '';
+    if (!token) break;
+  }
+  return out.sort((a, b) => plain(`${a.last_name} ${a.first_name}`).localeCompare(plain(`${b.last_name} ${b.first_name}`)));
+}
+
+/** One structure's people: a search by name, then the list by pages of PAGE. */
+function peopleList(s, people) {
+  const sid = `s-${s.id}`;
+  const search = h('input', { id: `${sid}-q`, type: 'search', name: 'q', autocomplete: 'off', 'aria-describedby': `${sid}-count` });
+  const count = h('p', { id: `${sid}-count`, class: 'count', 'aria-live': 'polite' });
+  const list = h('ul', { class: 'cards people' });
+  const pager = h('nav', { class: 'pager', 'aria-label': `Pages de la liste : ${s.name}` });
+  let page = 0;
+  const draw = () => {
+    const q = plain(search.value);
+    const shown = q ? people.filter((p) => plain(`${p.first_name} ${p.last_name}`).includes(q) || plain(`${p.last_name} ${p.first_name}`).includes(q)) : people;
+    const pages = Math.max(1, Math.ceil(shown.length / PAGE));
+    page = Math.min(page, pages - 1);
+    const slice = shown.slice(page * PAGE, (page + 1) * PAGE);
+    count.textContent = q
+      ? `${shown.length} personne(s) sur ${people.length} pour « ${search.value.trim()} ».`
+      : `${people.length} personne(s) suivie(s).`;
+    list.replaceChildren(...slice.map((p) => h('li', { class: 'person' },
+      h('a', { href: `#/personnes/${p.id}` }, `${p.first_name} ${p.last_name}`),
+      h('span', { class: 'note' }, ` née ou né le ${fmtDay(p.birth_date)}`),
+      h('a', { href: `#/personnes/${p.id}/historique`, class: 'more', 'aria-label': `Historique des diagnostics ${of(`${p.first_name} ${p.last_name}`)}` }, 'Historique'))));
+    if (!slice.length) list.replaceChildren(h('li', {}, q ? 'Aucune personne ne correspond à cette recherche.' : 'Personne n\'est encore suivi par cette structure.'));
+    pager.replaceChildren();
+    if (pages > 1) {
+      const go = (to) => () => { page = to; draw(); list.querySelector('a')?.focus(); };
+      pager.append(
+        h('button', { type: 'button', class: 'secondary', disabled: page === 0, onclick: go(page - 1) }, 'Page précédente'),
+        h('span', { class: 'pages' }, `Page ${page + 1} sur ${pages}`),
+        h('button', { type: 'button', class: 'secondary', disabled: page >= pages - 1, onclick: go(page + 1) }, 'Page suivante'));
+    }
+  };
+  search.addEventListener('input', () => { page = 0; draw(); });
+  draw();
+  return h('section', { 'aria-labelledby': sid },
+    h('h2', { id: sid }, s.name),
+    h('div', { class: 'field search', role: 'search' },
+      h('label', { for: `${sid}-q` }, 'Rechercher une personne par son nom ou son prénom'),
+      search),
+    count, list, pager);
+}
+
 export async function caseload(me) {
   const mine = myStructures(me);
-  const lists = await Promise.all(mine.map(async (s) => [s, (await get(`/people?structure_id=${s.id}&page_size=200`)).items]));
-  render('Personnes suivies',
+  const lists = await Promise.all(mine.map(async (s) => [s, await followed(s.id)]));
+  show('Personnes suivies',
     h('p', {}, h('a', { href: '#/personnes/nouvelle', class: 'button' }, 'Inscrire une personne')),
-    lists.map(([s, people]) => h('section', { 'aria-labelledby': `s-${s.id}` },
-      h('h2', { id: `s-${s.id}` }, s.name),
-      people.length
-        ? h('ul', { class: 'cards' }, people.map((p) => h('li', {}, h('a', { href: `#/personnes/${p.id}` }, `${p.first_name} ${p.last_name}`), ` — née ou né le ${p.birth_date}`)))
-        : h('p', {}, 'Personne n\'est encore suivi par cette structure.'))));
+    mine.length ? null : h('p', {}, 'Votre compte n\'est conseiller d\'aucune structure.'),
+    lists.map(([s, people]) => peopleList(s, people)));
+}
+
+/** `2026-03-14` → `14/03/2026`. */
+export function fmtDay(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s || '');
+  return m ? `${m[3]}/${m[2]}/${m[1]}` : (s || '');
 }
 
 export async function newPerson(me) {
@@ -35,7 +108,7 @@ export async function newPerson(me) {
   const commune = field('Code INSEE de la commune', 'commune_insee', { required: true, help: 'Cinq caractères, par exemple 69123 pour Lyon.' });
   const email = field('Adresse e-mail de la personne', 'email', { type: 'email', help: 'Facultatif.' });
   const phone = field('Téléphone', 'phone', { type: 'tel', help: 'Facultatif.' });
-  render('Inscrire une personne',
+  show('Inscrire une personne',
     form('Inscrire une personne', [structure.wrap, first.wrap, last.wrap, birth.wrap, commune.wrap, email.wrap, phone.wrap], 'Inscrire la personne', async (f) => {
       const v = values(f);
       const body = { structure_id: v.structure_id, first_name: v.first_name, last_name: v.last_name, birth_date: v.birth_date, commune_insee: v.commune_insee };
@@ -47,10 +120,27 @@ export async function newPerson(me) {
     }));
 }
 
+const pause = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+/**
+ * The person's diagnostics. Just after the registration, the diagnostics service may not
+ * know yet that the structure follows the person (404 for a few moments): asked again.
+ */
+async function diagnosticsOf(id) {
+  for (let i = 0; ; i += 1) {
+    try {
+      return await get(`/people/${id}/diagnostics`);
+    } catch (e) {
+      if (e.status !== 404 || i >= 15) throw e;
+      await pause(200);
+    }
+  }
+}
+
 export async function personPage(me, id) {
   const [p, ref, structures, consents, diagnostics] = await Promise.all([
     get(`/people/${id}`), getReferentiel(), getStructures(),
-    get(`/people/${id}/consents?status=active`), get(`/people/${id}/diagnostics`),
+    get(`/people/${id}/consents?status=active`), diagnosticsOf(id),
   ]);
   const mine = myStructures(me);
   const nameOf = (sid) => structures.find((s) => s.id === sid)?.name || sid;
@@ -92,10 +182,25 @@ export async function personPage(me, id) {
     await personPage(me, id);
   });
 
-  const referrals = (await Promise.all(mine.map((s) => get(`/referrals?structure_id=${s.id}&direction=sent&person_id=${id}`)
-    .then((r) => r.items, () => [])))).flat();
-  render(`${p.first_name} ${p.last_name}`,
-    h('p', {}, `Née ou né le ${p.birth_date} · commune ${p.commune_insee}`, p.email ? ` · ${p.email}` : ''),
+  // Sent and received, by each of my structures: one line per referral.
+  const seen = new Set();
+  const referrals = (await Promise.all(mine.map((s) => get(`/referrals?structure_id=${s.id}&person_id=${id}&page_size=100`)
+    .then((r) => r.items, () => [])))).flat()
+    .filter((r) => r.person_id === id && !seen.has(r.id) && seen.add(r.id));
+  const mineIds = new Set(mine.map((s) => s.id));
+  const referralLine = (r) => {
+    const sent = mineIds.has(r.sender_structure_id);
+    const who = sent ? `Vers ${nameOf(r.target_structure_id)}` : `Depuis ${nameOf(r.sender_structure_id)}`;
+    return h('li', {}, h('a', { href: `#/orientations/${r.id}` }, who), ` — ${REFERRAL[r.status] || r.status || ''}, le ${fmtDate(r.sent_at)}`);
+  };
+  const diagLine = (d) => h('li', {},
+    h('a', { href: `#/diagnostics/${d.id}` }, `Diagnostic du ${fmtDate(d.created_at)}`), ` — ${STATUS[d.status] || d.status}`,
+    d.status === 'remplace' ? null : [' · ', h('a', { href: `#/diagnostics/${d.id}/plan`, 'aria-label': `Plan d'action du diagnostic du ${fmtDate(d.created_at)}` }, 'Plan d\'action')]);
+  show(`${p.first_name} ${p.last_name}`,
+    h('p', {}, `Née ou né le ${fmtDay(p.birth_date)} · commune ${p.commune_insee}`, p.email ? ` · ${p.email}` : ''),
+    h('ul', { class: 'actions' },
+      h('li', {}, h('a', { href: `#/personnes/${id}/historique`, class: 'button' }, 'Historique et comparaison')),
+      h('li', {}, h('a', { href: `#/orientations/nouvelle?personne=${encodeURIComponent(id)}`, class: 'button' }, 'Orienter vers un service'))),
     h('section', { 'aria-labelledby': 'h-consents' },
       h('h2', { id: 'h-consents' }, 'Consentements'),
       consents.items.length
@@ -105,15 +210,29 @@ export async function personPage(me, id) {
     h('section', { 'aria-labelledby': 'h-diag' },
       h('h2', { id: 'h-diag' }, 'Diagnostics'),
       diagnostics.items.length
-        ? h('ul', {}, diagnostics.items.map((d) => h('li', {}, h('a', { href: `#/diagnostics/${d.id}` }, `Diagnostic du ${fmtDate(d.created_at)}`), ` — ${STATUS[d.status] || d.status}`)))
+        ? h('ul', {}, diagnostics.items.map(diagLine))
         : h('p', {}, 'Aucun diagnostic pour l\'instant.'),
       openForm),
     h('section', { 'aria-labelledby': 'h-ref' },
       h('h2', { id: 'h-ref' }, 'Orientations'),
       referrals.length
-        ? h('ul', {}, referrals.filter((r) => r.person_id === id).map((r) => h('li', {}, `Vers ${nameOf(r.target_structure_id)} — ${REFERRAL[r.status] || r.status || ''}, le ${fmtDate(r.sent_at)}`)))
-        : null,
+        ? h('ul', {}, referrals.map(referralLine))
+        : h('p', {}, 'Aucune orientation pour l\'instant.'),
       referForm));
+}
+
+/** Puts the API's `ratings[i].level|note` errors next to their item; answers the leftovers. */
+function placeRatingErrors(f, sent, err) {
+  const left = [];
+  for (const { field: name, message } of err.fields || []) {
+    const m = /^ratings\[(\d+)\]\.(level|note)$/.exec(name || '');
+    const it = m && sent[Number(m[1])];
+    const slot = it && f.querySelector(`[data-item="${CSS.escape(it.item_id)}"] [data-slot="${m[2]}"]`);
+    if (!slot) { left.push(message); continue; }
+    slot.querySelector('.error').textContent = message;
+    slot.querySelector('select, textarea')?.setAttribute('aria-invalid', 'true');
+  }
+  return left;
 }
 
 export async function diagnosticPage(me, id) {
@@ -126,35 +245,63 @@ export async function diagnosticPage(me, id) {
     if (dom.access !== 'visible') {
       return h('section', { class: 'domain' }, h('h2', {}, label), h('p', {}, 'Domaine non visible : la personne n\'a pas donné son accord.'));
     }
-    const rows = (dom.items || []).map((it) => {
+    const rows = (dom.items || []).map((it, n) => {
       const item = domain?.items.find((x) => x.id === it.item_id);
       const itemLabel = item?.label_fr || it.item_id;
-      const selId = `lvl-${it.item_id}`;
-      return h('tr', { 'data-field': it.item_id },
+      const selId = `lvl-${dom.domain_id}-${n}`;
+      const noteId = `note-${dom.domain_id}-${n}`;
+      return h('tr', { 'data-item': it.item_id },
         h('th', { scope: 'row' }, itemLabel),
         h('td', {}, levelLabel(ref, it.person_level), it.person_note ? h('span', { class: 'note' }, ` « ${it.person_note} »`) : ''),
-        h('td', {},
-          draft
-            ? [h('label', { for: selId, class: 'sr-only' }, `Cotation du conseiller : ${itemLabel}`),
-              h('select', { id: selId, name: it.item_id, 'aria-describedby': `${selId}-err` }, levels.map(([v, l]) => h('option', { value: v, selected: v === (it.counselor_level || '') }, l))),
-              h('p', { class: 'error', id: `${selId}-err` })]
-            : levelLabel(ref, it.counselor_level)));
+        draft
+          ? [h('td', { 'data-slot': 'level' },
+            h('label', { for: selId, class: 'sr-only' }, `Cotation du conseiller : ${itemLabel}`),
+            h('select', { id: selId, name: it.item_id, 'data-rating': '', 'aria-describedby': `${selId}-err` }, levels.map(([v, l]) => h('option', { value: v, selected: v === (it.counselor_level || '') }, l))),
+            h('p', { class: 'error', id: `${selId}-err` })),
+          h('td', { 'data-slot': 'note' },
+            h('label', { for: noteId, class: 'sr-only' }, `Note du conseiller : ${itemLabel}`),
+            (() => { const t = h('textarea', { id: noteId, 'data-note': it.item_id, rows: 2, maxlength: 4000, 'aria-describedby': `${noteId}-err` }); t.value = it.counselor_note || ''; return t; })(),
+            h('p', { class: 'error', id: `${noteId}-err` }))]
+          : [h('td', {}, levelLabel(ref, it.counselor_level)),
+            h('td', {}, it.counselor_note ? h('span', { class: 'note' }, it.counselor_note) : '—')]);
     });
     return h('section', { class: 'domain', 'aria-labelledby': `d-${dom.domain_id}` },
       h('h2', { id: `d-${dom.domain_id}` }, label),
-      h('div', { class: 'table-wrap' }, h('table', {},
-        h('caption', { class: 'sr-only' }, `${label} : auto-évaluation de la personne et cotation du conseiller`),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Selon la personne'), h('th', { scope: 'col' }, 'Selon le conseiller'))),
+      h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': `${label} : les deux regards` }, h('table', { class: 'ratings' },
+        h('caption', { class: 'sr-only' }, `${label} : auto-évaluation de la personne, cotation et note du conseiller`),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Selon la personne'), h('th', { scope: 'col' }, 'Selon le conseiller'), h('th', { scope: 'col' }, 'Note du conseiller'))),
         h('tbody', {}, rows))));
   });
-  const back = h('p', {}, h('a', { href: `#/personnes/${d.person_id}` }, 'Revenir au dossier de la personne'));
+  const back = h('p', { class: 'links' },
+    h('a', { href: `#/personnes/${d.person_id}` }, 'Revenir au dossier de la personne'),
+    d.status === 'remplace' ? null : [' · ', h('a', { href: `#/diagnostics/${id}/plan` }, 'Plan d\'action de ce diagnostic')],
+    ' · ', h('a', { href: `#/personnes/${d.person_id}/historique` }, 'Historique et comparaison'));
   const intro = h('p', {}, `Statut : ${STATUS[d.status] || d.status} · référentiel ${d.referentiel_version}. `,
-    'Les deux regards sont côte à côte : l\'auto-évaluation de la personne et votre cotation.');
-  if (!draft) return render('Diagnostic', back, intro, sections);
+    'Les deux regards sont côte à côte : l\'auto-évaluation de la personne et votre cotation, avec votre note.');
+  if (!draft) return show('Diagnostic', back, intro, sections);
   const save = form('Cotations du diagnostic', sections, 'Enregistrer les cotations', async (f) => {
-    const ratings = [...f.querySelectorAll('select')].filter((s) => s.value).map((s) => ({ item_id: s.name, level: s.value }));
+    const ratings = [];
+    let missing = false;
+    for (const sel of f.querySelectorAll('select[data-rating]')) {
+      const note = f.querySelector(`textarea[data-note="${CSS.escape(sel.name)}"]`);
+      const text = note.value.trim();
+      if (sel.value) ratings.push({ item_id: sel.name, level: sel.value, note: text });
+      else if (text) {
+        missing = true;
+        const slot = sel.closest('td');
+        slot.querySelector('.error').textContent = 'Choisissez une cotation pour cet item : une note accompagne une cotation.';
+        sel.setAttribute('aria-invalid', 'true');
+      }
+    }
+    if (missing) throw Object.assign(new Error('Une note sans cotation ne peut pas être enregistrée : choisissez la cotation des items signalés.'), { fields: [] });
     if (!ratings.length) throw Object.assign(new Error('Cotez au moins un item avant d\'enregistrer.'), { fields: [] });
-    await patch(`/diagnostics/${id}`, { ratings });
+    try {
+      await patch(`/diagnostics/${id}`, { ratings });
+    } catch (e) {
+      const left = placeRatingErrors(f, ratings, e);
+      if (!e.fields?.length) throw e;
+      throw Object.assign(new Error(['Certaines cotations sont à corriger : voyez les messages à côté des items.', ...left].join(' ')), { fields: [] });
+    }
     notice(`${ratings.length} cotation(s) enregistrée(s).`);
   });
   const share = h('button', { type: 'button', class: 'secondary', onclick: async () => {
@@ -166,5 +313,18 @@ export async function diagnosticPage(me, id) {
       notice(e.message, 'error');
     }
   } }, 'Partager le diagnostic');
-  render('Diagnostic', back, intro, save, h('p', {}, 'Une fois les cotations enregistrées, partagez le diagnostic : il ne pourra plus être modifié.'), share);
+  show('Diagnostic', back, intro, save, h('p', {}, 'Une fois les cotations enregistrées, partagez le diagnostic : il ne pourra plus être modifié.'), share);
+}
+
+/**
+ * `#/personnes`, `#/personnes/nouvelle`, `#/personnes/{id}`, `#/personnes/{id}/historique`,
+ * `#/diagnostics/{id}`, `#/diagnostics/{id}/plan`.
+ */
+export async function route(me, parts, params) {
+  if (parts[0] === 'diagnostics' && parts[2] === 'plan') return plan.route(me, parts[1], params);
+  if (parts[0] === 'diagnostics') return diagnosticPage(me, parts[1]);
+  if (parts[2] === 'historique') return history.route(me, parts[1], params);
+  if (parts[1] === 'nouvelle') return newPerson(me);
+  if (parts[1]) return personPage(me, parts[1]);
+  return caseload(me);
 }

@@ -22,7 +22,9 @@ export const uid = (p = 'f') => `${p}-${++ids}`;
 /** Replaces the main content; the title and focus move to the new page's h1. */
 export function render(title, ...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...children);
+  // Children as h() takes them: arrays flattened, null/undefined/false left out.
+  const kids = children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
+  main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...kids);
   document.title = `${title} — EVA`;
   main.querySelector('h1').focus();
 }
@@ -32,6 +34,16 @@ export function notice(text, kind = 'ok') {
   const n = document.getElementById('notice');
   n.className = `notice ${kind}`;
   n.textContent = text;
+  n.dataset.at = String(Date.now());
+}
+
+/** Clears a message older than `ms` (a new page does not keep the last page's news). */
+export function clearNotice(ms) {
+  const n = document.getElementById('notice');
+  if (n.textContent && Date.now() - Number(n.dataset.at || 0) > ms) {
+    n.textContent = '';
+    n.className = 'notice';
+  }
 }
 
 /** A labelled field with its help and its error slot: { wrap, input }. */

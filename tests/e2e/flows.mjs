@@ -2,32 +2,10 @@
 // a counselor registers a person, records a diagnostic, shares it and refers the
 // person; a person withdraws consent for one domain and reads who accessed the file;
 // an analyst sees a chart. Every main page is checked with axe-core and photographed.
-import { checkA11y, fixtures, launch, screenshot, step } from './lib.mjs';
+import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
-
-/** Waits until the text shows in the live region (messages for everyone). */
-async function told(text) {
-  await page.getByRole('status').filter({ hasText: text }).waitFor();
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-async function logIn(who, heading) {
-  await page.getByLabel('Adresse e-mail').fill(who.email);
-  await page.getByLabel('Mot de passe').fill(who.password);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-}
-
-async function logOut() {
-  await page.getByRole('button', { name: 'Se déconnecter' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Se connecter' }).waitFor();
-}
-
 try {
   await step('la page de connexion', async () => {
     await page.goto(`${fx.baseUrl}/`);
@@ -46,7 +24,7 @@ try {
   });
 
   await step('le conseiller se connecte', async () => {
-    await logIn(fx.counselor, 'Personnes suivies');
+    await logIn(page, fx.counselor, 'Personnes suivies');
     await checkA11y(page, 'personnes suivies');
     await screenshot(page, 'conseiller-personnes');
   });
@@ -72,7 +50,7 @@ try {
     await page.getByLabel('Code INSEE de la commune').fill('69123');
     await page.getByRole('button', { name: 'Inscrire la personne' }).click();
     await page.getByRole('heading', { level: 1, name: 'Camille Martin' }).waitFor();
-    await told('est inscrit');
+    await told(page, 'est inscrit');
   });
 
   await step('recueillir ses consentements (accompagnement, orientation vers B)', async () => {
@@ -80,7 +58,7 @@ try {
     await page.getByText('Recueillir un consentement', { exact: true }).click();
     await consent.getByLabel('Structure autorisée').selectOption({ label: fx.structures.a.name });
     await consent.getByRole('button', { name: 'Enregistrer le consentement' }).click();
-    await told('consentement est enregistré');
+    await told(page, 'consentement est enregistré');
     await page.getByRole('listitem').filter({ hasText: fx.structures.a.name }).first().waitFor();
 
     await page.getByText('Recueillir un consentement', { exact: true }).click();
@@ -105,14 +83,14 @@ try {
     await ratings.nth(1).selectOption('frein');
     await ratings.nth(2).selectOption('point_d_appui');
     await page.getByRole('button', { name: 'Enregistrer les cotations' }).click();
-    await told('3 cotation(s) enregistrée(s)');
+    await told(page, '3 cotation(s) enregistrée(s)');
     await checkA11y(page, 'diagnostic');
     await screenshot(page, 'conseiller-diagnostic');
   });
 
   await step('partager le diagnostic', async () => {
     await page.getByRole('button', { name: 'Partager le diagnostic' }).click();
-    await told('diagnostic est partagé');
+    await told(page, 'diagnostic est partagé');
     await page.getByText('Statut : Partagé').waitFor();
   });
 
@@ -127,43 +105,48 @@ try {
     await refer.getByLabel('Structure visée').selectOption({ label: fx.structures.b.name });
     await refer.getByLabel('Mobilité', { exact: true }).check();
     await refer.getByRole('button', { name: 'Orienter la personne' }).click();
-    await told(`Orientation envoyée à ${fx.structures.b.name}`);
+    await told(page, `Orientation envoyée à ${fx.structures.b.name}`);
     await page.getByRole('listitem').filter({ hasText: `Vers ${fx.structures.b.name}` }).first().waitFor();
     await screenshot(page, 'conseiller-orientation');
-    await logOut();
+    await logOut(page);
   });
 
   await step('la personne se connecte', async () => {
-    await logIn(fx.person, 'Mon espace');
-    await page.getByRole('heading', { level: 2, name: 'Mes consentements' }).waitFor();
+    await logIn(page, fx.person, 'Mon espace');
+    await page.getByRole('link', { name: 'Mes consentements', exact: true }).waitFor();
     await checkA11y(page, 'mon espace');
     await screenshot(page, 'personne-espace');
   });
 
   await step('la personne retire son accord pour un domaine', async () => {
-    const withdraw = page.getByRole('button', { name: /^Retirer l'accord pour/ });
+    await page.getByRole('link', { name: 'Mes consentements', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes consentements' }).waitFor();
+    const a = page.getByRole('article', { name: fx.structures.a.name });
+    const withdraw = a.getByRole('button', { name: /^Retirer l'accord pour/ });
     const before = await withdraw.count();
-    expect(before > 1, 'a consent covering several domains');
-    const name = await withdraw.first().textContent();
+    expect(before > 1, 'a structure seeing several domains');
+    const name = await withdraw.first().getAttribute('aria-label');
     const domain = name.match(/« (.*) »/)[1];
     await withdraw.first().click();
-    await told(`ne voit plus le domaine « ${domain} »`);
+    await told(page, `ne voit plus le domaine « ${domain} »`);
     // The page is drawn again without that domain.
-    await page.getByRole('button', { name: `Retirer l'accord pour « ${domain} »` }).waitFor({ state: 'detached' });
+    await a.getByRole('button', { name, exact: true }).waitFor({ state: 'detached' });
     expect((await withdraw.count()) === before - 1, 'one domain less');
   });
 
   await step('la personne voit qui a consulté son dossier', async () => {
+    await page.getByRole('link', { name: 'Revenir à mon espace' }).click();
+    await page.getByRole('link', { name: 'Qui a consulté mon dossier', exact: true }).click();
     const log = page.getByRole('table', { name: /accès à votre dossier/ });
     await log.waitFor();
     expect((await log.getByRole('row').count()) > 1, 'at least one access');
     await checkA11y(page, 'journal des accès');
     await screenshot(page, 'personne-acces');
-    await logOut();
+    await logOut(page);
   });
 
   await step('l\'analyste voit un graphique', async () => {
-    await logIn(fx.analyst, 'Statistiques');
+    await logIn(page, fx.analyst, 'Statistiques');
     const chart = page.locator('svg[role="img"]');
     await chart.waitFor();
     expect((await chart.locator('rect').count()) > 0, 'bars in the chart');

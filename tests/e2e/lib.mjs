@@ -110,7 +110,16 @@ export async function checkA11y(page, name) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, `${name}.png`);
+  // A full-page picture would show the sticky message bar across the middle of the
+  // page: it is laid out in the flow (at the bottom) for the picture only.
+  const moved = await page.evaluate(() => {
+    const n = document.getElementById('notice');
+    if (!n) return false;
+    n.style.position = 'static';
+    return true;
+  }).catch(() => false);
   await page.screenshot({ path, fullPage: true });
+  if (moved) await page.evaluate(() => { document.getElementById('notice').style.position = ''; }).catch(() => {});
   console.log(`  screenshot: ${path}`);
   return path;
 }
@@ -146,4 +155,40 @@ export async function step(name, fn) {
     err.cause = e;
     throw err;
   }
+}
+
+/** Waits until the text shows in the live region (the messages for everyone). */
+export async function told(page, text) {
+  await page.getByRole('status').filter({ hasText: text }).waitFor();
+}
+
+/** Throws `expected: what` unless `cond`. */
+export function expect(cond, what) {
+  if (!cond) throw new Error(`expected: ${what}`);
+}
+
+/** Logs in on the login page as `who` ({ email, password }); waits for the h1 `heading`. */
+export async function logIn(page, who, heading) {
+  await page.getByLabel('Adresse e-mail').fill(who.email);
+  await page.getByLabel('Mot de passe').fill(who.password);
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+}
+
+/** Logs out through the menu; waits for the login page. */
+export async function logOut(page) {
+  await page.getByRole('button', { name: 'Se déconnecter' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Se connecter' }).waitFor();
+}
+
+/**
+ * Waits until the client has drawn the page of its current address (app.js marks
+ * `main` busy while a page loads), and, with `part`, until the address holds it.
+ */
+export async function settled(page, part = '') {
+  await page.waitForFunction((p) => {
+    const main = document.getElementById('main');
+    return location.hash.includes(p) && main.getAttribute('aria-busy') === 'false'
+      && main.dataset.rendered === (location.hash || '#/');
+  }, part);
 }

@@ -410,6 +410,168 @@ async fn story(backend: Backend) -> Result<()> {
     sb.stop().await
 }
 
+async fn set_roles(
+    sb: &Sandbox,
+    token: &str,
+    structure: &str,
+    user: &str,
+    roles: Value,
+) -> Result<Reply> {
+    send(
+        sb,
+        Method::PATCH,
+        &format!("/api/v1/structures/{structure}/members/{user}"),
+        Some(token),
+        Some(json!({ "roles": roles })),
+    )
+    .await
+}
+
+/// A member's roles change in place: the account, its password and its posts
+/// stay (no `eva.identity.user.deleted`, which would anonymise them in
+/// community); a role lost ends the sessions (the next login carries the new
+/// roles, with the same password); the last administrator keeps the role;
+/// roles are checked against the structure's kind.
+#[tokio::test]
+async fn member_roles_change_in_place() -> Result<()> {
+    let sb = Sandbox::start(Backend::Sqlite).await?;
+    let op = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let a = structure(&sb, &op, "Chantier A", &siret(1), "aci").await?;
+    let (admin_id, s) = account(
+        &sb,
+        &op,
+        &a,
+        "alix.admin@example.org",
+        "structure_admin",
+        PASSWORD,
+    )
+    .await?;
+    let admin = s["access_token"].as_str().unwrap_or_default().to_owned();
+    let camille_password = "deux chats au soleil";
+    let (camille, _) = account(
+        &sb,
+        &op,
+        &a,
+        "camille.conseil@example.org",
+        "counselor",
+        camille_password,
+    )
+    .await?;
+
+    // The last administrator cannot lose the role: 409, in plain French.
+    let r = set_roles(&sb, &admin, &a, &admin_id, json!(["counselor"])).await?;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.str("/detail").contains("dernier administrateur"),
+        "{}",
+        r.body
+    );
+
+    // Bad roles name the field and change nothing.
+    for bad in [json!([]), json!(["partner"]), json!(["chef"])] {
+        let r = set_roles(&sb, &admin, &a, &camille, bad.clone()).await?;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], "roles", "{bad}: {}", r.body);
+    }
+    let r = set_roles(&sb, &admin, &a, "not-an-id", json!(["counselor"])).await?;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let stranger = uuid::Uuid::now_v7().to_string();
+    let r = set_roles(&sb, &admin, &a, &stranger, json!(["counselor"])).await?;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // Camille becomes admin too, then the first admin may step down.
+    let r = set_roles(
+        &sb,
+        &admin,
+        &a,
+        &camille,
+        json!(["counselor", "structure_admin"]),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "active", "{}", r.body);
+    let mut roles: Vec<String> = serde_json::from_value(r.body["roles"].clone())?;
+    roles.sort();
+    assert_eq!(roles, ["counselor", "structure_admin"]);
+    let camille_session = login(&sb, "camille.conseil@example.org", camille_password).await?;
+    assert_eq!(camille_session.status, 200, "{}", camille_session.body);
+    assert!(
+        camille_session.body["user"]["roles"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r == "structure_admin")),
+        "{}",
+        camille_session.body
+    );
+    let camille_admin = camille_session.str("/access_token");
+    let r = set_roles(&sb, &camille_admin, &a, &admin_id, json!(["counselor"])).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["roles"], json!(["counselor"]), "{}", r.body);
+
+    // Alix lost a role: the sessions end, the account and password stay, and
+    // the new login carries the new role only.
+    let r = post(
+        &sb,
+        "/api/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": s["refresh_token"] }),
+    )
+    .await?;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let again = login(&sb, "alix.admin@example.org", PASSWORD).await?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["user"]["roles"], json!(["counselor"]));
+    // In identity the change holds at once, even with the old access token.
+    let r = add_member(&sb, &admin, &a, "x@example.org", "counselor", "").await?;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Camille gained a role without losing one: her session goes on.
+    let r = post(
+        &sb,
+        "/api/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": camille_session.str("/refresh_token") }),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let members = member_ids(&sb, &op, &a).await?;
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(
+        members.iter().all(|(_, s)| s.starts_with("\"active\"")),
+        "{members:?}"
+    );
+
+    // No account was deleted: community keeps the authors. The outbox is
+    // published in order, so once an event written after the changes is on
+    // the bus, a user.deleted written by them would be too.
+    let client = sb.nats.connect().await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("EVA_IDENTITY").await?;
+    let subject = "eva.identity.structure.created";
+    wait_event(&sb, subject).await?;
+    let before = stream
+        .get_last_raw_message_by_subject(subject)
+        .await?
+        .sequence;
+    structure(&sb, &op, "Chantier témoin", &siret(2), "aci").await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream
+        .get_last_raw_message_by_subject(subject)
+        .await?
+        .sequence
+        == before
+    {
+        if Instant::now() > deadline {
+            bail!("the later structure.created never reached the bus");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deleted = stream
+        .get_last_raw_message_by_subject("eva.identity.user.deleted")
+        .await;
+    assert!(deleted.is_err(), "a user.deleted was published");
+    sb.stop().await
+}
+
 /// The body of the last event on `subject`, waiting for the relay.
 async fn wait_event(sb: &Sandbox, subject: &str) -> Result<Vec<u8>> {
     let client = sb.nats.connect().await?;
@@ -734,6 +896,9 @@ const MATRIX: &[(&str, &str, [u16; 8])] = &[
     ("remove member",       "A",  [401, 403,   403,   204,  403,  403,    403,    204]),
     ("remove member",       "B",  [401, 403,   403,   403,  204,  403,    403,    204]),
     ("B's member via A",    "A",  [401, 403,   403,   404,  403,  403,    403,    404]),
+    ("change roles",        "A",  [401, 403,   403,   200,  403,  403,    403,    200]),
+    ("change roles",        "B",  [401, 403,   403,   403,  200,  403,    403,    200]),
+    ("B's roles via A",     "A",  [401, 403,   403,   404,  403,  403,    403,    404]),
     ("me",                  "-",  [401, 200,   200,   200,  200,  200,    200,    200]),
     ("get invitation",      "-",  [200, 200,   200,   200,  200,  200,    200,    200]),
     ("login",               "-",  [200, 200,   200,   200,  200,  200,    200,    200]),
@@ -825,6 +990,22 @@ impl World {
             }
             "B's member via A" => {
                 delete(sb, &format!("{members}/{}", self.member_b), token).await?
+            }
+            "change roles" | "B's roles via A" => {
+                let member = if s == self.a && route == "change roles" {
+                    &self.member_a
+                } else {
+                    &self.member_b
+                };
+                let body = json!({ "roles": ["counselor"] });
+                send(
+                    sb,
+                    Method::PATCH,
+                    &format!("{members}/{member}"),
+                    token,
+                    Some(body),
+                )
+                .await?
             }
             "me" => get(sb, "/api/v1/me", token).await?,
             "get invitation" => {

@@ -93,6 +93,7 @@ async fn story(url: String) -> Result<()> {
         valid_from: "2026-01-01".into(),
         valid_until: "2026-12-31".into(),
         granted_at: None,
+        replaces_consent_id: String::new(),
     };
     publish(&publisher, &bus, "eva.consent.grant.granted", &granted).await?;
     wait_reason(

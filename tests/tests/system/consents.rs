@@ -15,7 +15,7 @@ use eva_platform::consent::{self, Consents, Purpose, Reason};
 use eva_platform::db::Db;
 use eva_platform::{Shutdown, consumer};
 use eva_proto::identity::v1::{ConsentExpired, ConsentGranted, ConsentWithdrawn};
-use eva_tests::api::{get, person_token, send, structure};
+use eva_tests::api::{get, person_token, post, send, structure, until};
 use eva_tests::sandbox::{Backend, Sandbox};
 use prost::Message;
 use reqwest::{Method, StatusCode};
@@ -694,5 +694,245 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() -> Result<()> {
     assert!(page["items"][0]["nir"].is_null());
     let (_, list) = get(sb, &consents, &w.person_token).await?;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    w.sb.stop().await
+}
+
+/// The domain `id` of a diagnostic as the gateway shows it.
+fn diagnostic_domain<'a>(d: &'a Value, id: &str) -> &'a Value {
+    d["domains"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|x| x["domain_id"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+/// Ana withdraws ONE domain of her consent to B, in one call: identity
+/// withdraws the consent and grants the remaining domains in the same
+/// transaction (linked, with its own signed receipt); B no longer sees that
+/// domain of A's diagnostic and still sees the others; the events, the lists
+/// and the access log agree. An unknown or uncovered domain is refused by name.
+#[tokio::test]
+async fn withdrawing_one_domain_keeps_the_others() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let sb = &w.sb;
+    let (ana, person) = (&w.person_token, &w.person);
+
+    // A records a diagnostic of Ana and shares it.
+    let list_path = format!("/api/v1/people/{person}/diagnostics");
+    let d = until(
+        sb,
+        Method::POST,
+        &list_path,
+        &w.counselor_a,
+        Some(json!({ "structure_id": w.a })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    let d_path = format!("/api/v1/diagnostics/{}", d["id"].as_str().context("id")?);
+    let (s, v) = send(
+        sb,
+        Method::PATCH,
+        &d_path,
+        &w.counselor_a,
+        Some(&json!({ "ratings": [{ "item_id": "mobilite.permis", "level": "frein" }] })),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(sb, &format!("{d_path}/share"), &w.counselor_a, json!({})).await?;
+    assert_eq!(s, 200, "{v}");
+
+    // B follows Ana (share code) and gets mobility, family and housing.
+    let (s, v) = post(sb, "/api/v1/me/share-codes", ana, json!({})).await?;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = post(
+        sb,
+        "/api/v1/share-codes/redeem",
+        &w.counselor_b,
+        json!({ "code": v["code"], "structure_id": w.b }),
+    )
+    .await?;
+    assert_eq!(s, 201, "{v}");
+    let (s, c) = w
+        .grant(
+            ana,
+            json!({ "grantee_structure_id": w.b, "domains": ["mobilite", "famille", "logement-hebergement"], "purposes": ["accompagnement", "orientation"] }),
+        )
+        .await?;
+    assert_eq!(s, 201, "{c}");
+    let old = c["id"].as_str().context("consent id")?.to_owned();
+    let seen = until(sb, Method::GET, &d_path, &w.counselor_b, None, |s, v| {
+        s == StatusCode::OK
+            && diagnostic_domain(v, "mobilite")["access"] == "visible"
+            && diagnostic_domain(v, "famille")["access"] == "visible"
+    })
+    .await?;
+    assert_eq!(diagnostic_domain(&seen, "sante")["access"], "withheld");
+
+    // An unknown domain, or one the consent does not cover: 400 naming it, nothing changes.
+    let withdraw = format!("/api/v1/consents/{old}/withdraw");
+    for bad in ["astrologie", "sante"] {
+        let (s, p) = post(sb, &withdraw, ana, json!({ "domains": ["famille", bad] })).await?;
+        assert_eq!(s, 400, "{p}");
+        assert_eq!(p["errors"][0]["field"], "domains", "{p}");
+        assert!(p.to_string().contains(bad), "the problem names {bad}: {p}");
+    }
+    let (s, p) = post(sb, &withdraw, ana, json!({ "domaines": ["famille"] })).await?;
+    assert_eq!(s, 400, "{p}");
+    let (_, active) = get(
+        sb,
+        &format!("/api/v1/people/{person}/consents?status=active"),
+        ana,
+    )
+    .await?;
+    assert_eq!(
+        active["items"].as_array().map(Vec::len),
+        Some(1),
+        "{active}"
+    );
+    assert_eq!(active["items"][0]["id"], old.as_str());
+
+    // Ana withdraws mobility only: one call.
+    let (s, r) = post(sb, &withdraw, ana, json!({ "domains": ["mobilite"] })).await?;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["id"], old.as_str());
+    assert_eq!(r["status"], "withdrawn");
+    assert_eq!(
+        r["domains"],
+        json!(["mobilite", "logement-hebergement", "famille"])
+    );
+    let rest = &r["remaining"];
+    let new = rest["id"].as_str().context("remaining consent")?.to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rest["status"], "active", "{r}");
+    assert_eq!(rest["domains"], json!(["logement-hebergement", "famille"]));
+    assert_eq!(rest["purposes"], c["purposes"]);
+    assert_eq!(rest["grantee_structure_id"], w.b.as_str());
+    assert_eq!(
+        (&rest["valid_from"], &rest["valid_until"]),
+        (&c["valid_from"], &c["valid_until"])
+    );
+    assert_eq!(rest["collection"], "espace_personnel");
+
+    // Identity's decision at once: mobility withdrawn, family allowed by the new consent.
+    let d = w.check("mobilite", "accompagnement").await?;
+    assert_eq!(
+        (d["allowed"].clone(), d["reason"].clone()),
+        (json!(false), json!("consent_withdrawn"))
+    );
+    let d = w.check("famille", "orientation").await?;
+    assert_eq!(d["allowed"], true, "{d}");
+    assert_eq!(d["consent_id"], new.as_str());
+
+    // B, through diagnostics' own projection: mobility withheld, family still visible.
+    let seen = until(sb, Method::GET, &d_path, &w.counselor_b, None, |s, v| {
+        s == StatusCode::OK && diagnostic_domain(v, "mobilite")["access"] == "withheld"
+    })
+    .await?;
+    assert!(diagnostic_domain(&seen, "mobilite").get("items").is_none());
+    assert_eq!(
+        diagnostic_domain(&seen, "famille")["access"],
+        "visible",
+        "{seen}"
+    );
+    assert_eq!(
+        diagnostic_domain(&seen, "logement-hebergement")["access"],
+        "visible"
+    );
+
+    // The lists: the new consent active, the old one withdrawn.
+    let (_, active) = get(
+        sb,
+        &format!("/api/v1/people/{person}/consents?status=active"),
+        ana,
+    )
+    .await?;
+    assert_eq!(
+        active["items"].as_array().map(Vec::len),
+        Some(1),
+        "{active}"
+    );
+    assert_eq!(active["items"][0]["id"], new.as_str());
+    let (_, ended) = get(
+        sb,
+        &format!("/api/v1/people/{person}/consents?status=withdrawn"),
+        ana,
+    )
+    .await?;
+    assert_eq!(ended["items"][0]["id"], old.as_str());
+
+    // The new consent's receipt: signed, the remaining domains, linked to the old one.
+    let r = sb
+        .http
+        .get(sb.url(&format!("/api/v1/consents/{new}/receipt")))
+        .bearer_auth(ana)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let file: Value = r.json().await?;
+    verify_receipt(sb, &file)
+        .await
+        .context("the new receipt's signature")?;
+    assert_eq!(file["receipt"]["consent_id"], new.as_str());
+    assert_eq!(file["receipt"]["replaces_consent_id"], old.as_str());
+    let ids: Vec<&str> = file["receipt"]["pii_categories"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["logement-hebergement", "famille"]);
+
+    // The events: the withdrawal, and the grant that replaces it.
+    let withdrawals = consent_events(sb, "eva.consent.grant.withdrawn", 1).await?;
+    assert_eq!(
+        ConsentWithdrawn::decode(withdrawals[0].as_slice())?.consent_id,
+        old
+    );
+    let grants = consent_events(sb, "eva.consent.grant.granted", 2).await?;
+    let g = ConsentGranted::decode(grants[1].as_slice())?;
+    assert_eq!(g.consent_id, new);
+    assert_eq!(g.replaces_consent_id, old);
+    assert_eq!(g.domains, ["logement-hebergement", "famille"]);
+    assert!(
+        ConsentGranted::decode(grants[0].as_slice())?
+            .replaces_consent_id
+            .is_empty()
+    );
+
+    // Ana's access log shows her change to both consents.
+    let log_path = format!("/api/v1/people/{person}/access-log?page_size=500");
+    let log = until(sb, Method::GET, &log_path, ana, None, |s, v| {
+        s == StatusCode::OK
+            && v["items"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["resource_id"] == new.as_str() && x["action"] == "write")
+                    && a.iter()
+                        .any(|x| x["resource_id"] == old.as_str() && x["action"] == "write")
+            })
+    })
+    .await?;
+    assert!(log["items"].as_array().is_some_and(|a| !a.is_empty()));
+
+    // Withdrawing every remaining domain withdraws the consent: nothing remains.
+    let (s, r) = post(
+        sb,
+        &format!("/api/v1/consents/{new}/withdraw"),
+        ana,
+        json!({ "domains": ["famille", "logement-hebergement"] }),
+    )
+    .await?;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "withdrawn");
+    assert!(r["remaining"].is_null(), "{r}");
+    let d = w.check("famille", "accompagnement").await?;
+    assert_eq!(d["reason"], "consent_withdrawn", "{d}");
+    let (_, active) = get(
+        sb,
+        &format!("/api/v1/people/{person}/consents?status=active"),
+        ana,
+    )
+    .await?;
+    assert_eq!(
+        active["items"].as_array().map(Vec::len),
+        Some(0),
+        "{active}"
+    );
     w.sb.stop().await
 }

@@ -625,6 +625,188 @@ async fn story(backend: Backend) -> Result<()> {
         "{v}"
     );
 
+    // --- Archive: out of searches, suggestions and the export ---------------
+    let (s, code) = post(
+        &sb,
+        "/api/v1/services",
+        &admin_a,
+        json!({
+            "structure_id": a,
+            "name": "Code de la route accompagné",
+            "description": "Préparer l'examen du code de la route en petit groupe, avec des séances adaptées à celles et ceux qui lisent peu.",
+            "types": ["accompagnement"],
+            "thematiques": ["mobilite--preparer-un-permis"],
+            "commune": "Évreux",
+            "postal_code": "27000",
+            "commune_insee": "27229",
+            "eligibility_zone": ["27229"],
+        }),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::CREATED, "{code}");
+    assert_eq!(code["status"], "active", "{code}");
+    let code_id = code["id"].as_str().context("service id")?.to_owned();
+    let suggested = |v: &Value| {
+        v["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["service"]["id"] == code_id.as_str()))
+    };
+    until(
+        &sb,
+        Method::GET,
+        &suggestions_path,
+        &counselor_a,
+        None,
+        |s, v| s == StatusCode::OK && suggested(v),
+    )
+    .await?;
+    let archive_path = format!("/api/v1/services/{code_id}/archive");
+    for (who, token) in [
+        ("a counselor", &counselor_a),
+        ("B's admin", &admin_b),
+        ("the person", &ana),
+    ] {
+        let (s, v) = post(&sb, &archive_path, token, json!({})).await?;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{who} does not archive A's service: {v}"
+        );
+    }
+    let (s, v) = post(&sb, &archive_path, &admin_a, json!({})).await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "archived", "{v}");
+    assert!(v["archived_at"].is_string(), "{v}");
+    // Still readable by id, with its status.
+    let (s, v) = get(&sb, &format!("/api/v1/services/{code_id}"), &ana).await?;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("archived")),
+        "{v}"
+    );
+    // Out of searches…
+    let ids = |items: Vec<Value>| -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|i| i["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let found = ids(all(&sb, &counselor_a, "thematiques=mobilite").await?);
+    assert!(!found.contains(&code_id), "{found:?}");
+    let found = ids(all(&sb, &admin_a, &format!("structure_id={a}")).await?);
+    assert!(!found.contains(&code_id), "{found:?}");
+    // …but the structure's own list may include it.
+    let found = ids(all(
+        &sb,
+        &admin_a,
+        &format!("structure_id={a}&include_archived=true"),
+    )
+    .await?);
+    assert!(found.contains(&code_id), "{found:?}");
+    let (s, v) = get(
+        &sb,
+        &format!("/api/v1/services?structure_id={a}&include_archived=true"),
+        &counselor_a,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = get(&sb, "/api/v1/services?include_archived=true", &admin_a).await?;
+    assert_eq!(
+        (s, field_of(&v)),
+        (StatusCode::BAD_REQUEST, "include_archived"),
+        "{v}"
+    );
+    // …out of suggestions…
+    let (s, v) = get(&sb, &suggestions_path, &counselor_a).await?;
+    assert_eq!(s, 200, "{v}");
+    assert!(!suggested(&v), "{v}");
+    // …out of the data·inclusion export (the schema v1 has no field for a closed service)…
+    let r = sb
+        .http
+        .get(sb.url("/api/v1/services/export"))
+        .bearer_auth(&operator)
+        .send()
+        .await?;
+    let records: Vec<Value> = serde_json::from_slice(&r.bytes().await?)?;
+    assert!(!records.iter().any(|r| r["id"] == code_id.as_str()));
+    assert_eq!(records.len(), before.len(), "the others are still exported");
+    // …and no new referral to it.
+    let (s, v) = post(
+        &sb,
+        "/api/v1/referrals",
+        &counselor_b,
+        json!({
+            "person_id": supported,
+            "sender_structure_id": b,
+            "target_structure_id": a,
+            "target_service_id": code_id,
+            "domains": ["mobilite"],
+            "reason": "Préparer le code",
+        }),
+    )
+    .await?;
+    assert_eq!(
+        (s, field_of(&v)),
+        (StatusCode::BAD_REQUEST, "target_service_id"),
+        "{v}"
+    );
+    // A change leaves it archived; `status` is EVA's.
+    let (s, v) = patch(
+        &sb,
+        &format!("/api/v1/services/{code_id}"),
+        &admin_a,
+        json!({ "available_places": 2 }),
+    )
+    .await?;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("archived")),
+        "{v}"
+    );
+    let (s, v) = patch(
+        &sb,
+        &format!("/api/v1/services/{code_id}"),
+        &admin_a,
+        json!({ "status": "active" }),
+    )
+    .await?;
+    assert_eq!(
+        (s, field_of(&v)),
+        (StatusCode::BAD_REQUEST, "status"),
+        "{v}"
+    );
+    // Opened again, it is back.
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/services/{code_id}/unarchive"),
+        &counselor_a,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/services/{code_id}/unarchive"),
+        &admin_a,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "active", "{v}");
+    assert!(v.get("archived_at").is_none_or(Value::is_null), "{v}");
+    let found = ids(all(&sb, &counselor_a, "thematiques=mobilite").await?);
+    assert!(found.contains(&code_id), "{found:?}");
+    let (s, v) = get(&sb, &suggestions_path, &counselor_a).await?;
+    assert!(s == StatusCode::OK && suggested(&v), "{v}");
+    let (s, v) = post(
+        &sb,
+        "/api/v1/services/0190f0e0-0000-7000-8000-000000000000/archive",
+        &admin_a,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
     sb.stop().await
 }
 

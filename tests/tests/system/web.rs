@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use eva_platform::auth::Role;
 use eva_platform::consent::DOMAINS;
-use eva_tests::api::{get, post, request, structure};
+use eva_tests::api::{
+    consent, get, patch, person, person_token, post, request, siret, structure, until,
+};
 use eva_tests::sandbox::{Backend, Sandbox};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -31,6 +33,12 @@ const PERSON_EMAIL: &str = "ana.lindqvist@exemple.fr";
 const PERSON_PASSWORD: &str = "un jardin sous la pluie";
 const ANALYST_EMAIL: &str = "dominique.analyse@exemple.fr";
 const ANALYST_PASSWORD: &str = "trois merles sur un fil";
+const ADMIN_EMAIL: &str = "sacha.admin@exemple.fr";
+const ADMIN_PASSWORD: &str = "une lampe dans le grenier";
+const PARTNER_EMAIL: &str = "lou.partenaire@exemple.fr";
+const PARTNER_PASSWORD: &str = "le train de sept heures";
+const COUNSELOR_C_EMAIL: &str = "nour.conseil@exemple.fr";
+const COUNSELOR_C_PASSWORD: &str = "quatre vents sur la colline";
 
 /// The repository's root (this crate is `tests/`).
 fn repo() -> PathBuf {
@@ -297,7 +305,7 @@ async fn world(sb: &Sandbox) -> Result<Value> {
     )
     .await?;
 
-    Ok(json!({
+    let mut fx = json!({
         "baseUrl": sb.gateway,
         "counselor": { "email": COUNSELOR_EMAIL, "password": COUNSELOR_PASSWORD,
                        "name": "Camille Conseil" },
@@ -310,7 +318,342 @@ async fn world(sb: &Sandbox) -> Result<Value> {
             "b": { "id": b, "name": b_name },
             "d": { "id": d, "name": d_name },
         },
-    }))
+    });
+    let ids = Ids {
+        operator,
+        counselor,
+        ana,
+        person,
+        a,
+        b,
+    };
+    more(sb, &ids, &mut fx).await?;
+    Ok(fx)
+}
+
+/// Tokens and ids `world` hands to `more`.
+struct Ids {
+    operator: String,
+    counselor: String,
+    ana: String,
+    person: String,
+    a: String,
+    b: String,
+}
+
+/// The rest of the world, for the areas' journeys: A's admin, B's partner, C (an
+/// association) and its counselor; Ana's diagnostics (two shared, one draft); a
+/// referral A→B for Ana and C→A for Bruno; B's service in the directory; a community
+/// question of A's counselor answered by C's, and a solution sheet.
+async fn more(sb: &Sandbox, ids: &Ids, fx: &mut Value) -> Result<()> {
+    let Ids {
+        operator,
+        counselor,
+        ana,
+        person: ana_id,
+        a,
+        b,
+    } = ids;
+    let c_name = "Maison de l'emploi de Vernon";
+    let c = structure(sb, operator, c_name, &siret(901), "association").await?;
+    member(
+        sb,
+        operator,
+        a,
+        ADMIN_EMAIL,
+        "structure_admin",
+        "Sacha Admin",
+        ADMIN_PASSWORD,
+    )
+    .await?;
+    member(
+        sb,
+        operator,
+        b,
+        PARTNER_EMAIL,
+        "partner",
+        "Lou Partenaire",
+        PARTNER_PASSWORD,
+    )
+    .await?;
+    member(
+        sb,
+        operator,
+        &c,
+        COUNSELOR_C_EMAIL,
+        "counselor",
+        "Nour Conseil",
+        COUNSELOR_C_PASSWORD,
+    )
+    .await?;
+    let counselor_c = login(sb, COUNSELOR_C_EMAIL, COUNSELOR_C_PASSWORD).await?;
+
+    // Ana's diagnostics by A: a first one, a second where some items moved, a draft.
+    let (s, referentiel) = get(sb, "/api/v1/referentiel", counselor).await?;
+    if s != StatusCode::OK {
+        bail!("référentiel: {s} {referentiel}");
+    }
+    let items: Vec<String> = referentiel["domains"]
+        .as_array()
+        .context("domains")?
+        .iter()
+        .filter(|d| d["sensitive"] != true)
+        .take(3)
+        .flat_map(|d| {
+            d["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .take(2)
+        })
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect();
+    if items.len() < 6 {
+        bail!("the référentiel has too few items: {items:?}");
+    }
+    let rounds = [
+        [
+            "frein_majeur",
+            "frein",
+            "frein",
+            "point_d_appui",
+            "frein",
+            "point_d_appui",
+        ],
+        [
+            "frein",
+            "point_d_appui",
+            "frein_majeur",
+            "point_d_appui",
+            "point_d_appui",
+            "point_d_appui",
+        ],
+    ];
+    let mut shared = Vec::new();
+    for levels in rounds {
+        let d = diagnostic(sb, counselor, ana_id, a).await?;
+        let ratings: Vec<Value> = items
+            .iter()
+            .zip(levels)
+            .map(|(item, level)| json!({ "item_id": item, "level": level }))
+            .collect();
+        let (s, v) = patch(
+            sb,
+            &format!("/api/v1/diagnostics/{d}"),
+            counselor,
+            json!({ "ratings": ratings }),
+        )
+        .await?;
+        if s != StatusCode::OK {
+            bail!("rating a diagnostic: {s} {v}");
+        }
+        let (s, v) = post(
+            sb,
+            &format!("/api/v1/diagnostics/{d}/share"),
+            counselor,
+            json!({}),
+        )
+        .await?;
+        if s != StatusCode::OK {
+            bail!("sharing a diagnostic: {s} {v}");
+        }
+        shared.push(d);
+    }
+    let draft = diagnostic(sb, counselor, ana_id, a).await?;
+
+    // A refers Ana to B for mobility (she consents to B on that domain).
+    consent(sb, ana, ana_id, b, &["mobilite"], &["orientation"]).await?;
+    let to_partner = until(
+        sb,
+        Method::POST,
+        "/api/v1/referrals",
+        counselor,
+        Some(json!({
+            "person_id": ana_id, "sender_structure_id": a, "target_structure_id": b,
+            "domains": ["mobilite"], "diagnostic_id": shared[1],
+            "reason": "Préparer le permis B : Ana a une promesse d'embauche à 20 km, sans transport en commun.",
+        })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+
+    // C follows Bruno Keita and refers him to A for housing.
+    let bruno = person(sb, &counselor_c, &c, "Bruno", "Keita").await?;
+    let bruno_token = person_token(sb, &bruno).await?;
+    consent(sb, &bruno_token, &bruno, &c, &[], &["accompagnement"]).await?;
+    consent(
+        sb,
+        &bruno_token,
+        &bruno,
+        a,
+        &["logement-hebergement"],
+        &["orientation"],
+    )
+    .await?;
+    let to_a = until(
+        sb,
+        Method::POST,
+        "/api/v1/referrals",
+        &counselor_c,
+        Some(json!({
+            "person_id": bruno, "sender_structure_id": c, "target_structure_id": a,
+            "domains": ["logement-hebergement"],
+            "reason": "Bruno est hébergé chez un ami jusqu'à la fin du mois : une solution de logement temporaire est urgente.",
+        })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+
+    // B's service in the directory, by an admin of B.
+    let admin_b = sb
+        .token("admin-b", vec![Role::StructureAdmin], vec![b.clone()])
+        .await?;
+    let (s, permis) = post(
+        sb,
+        "/api/v1/services",
+        &admin_b,
+        json!({
+            "structure_id": b,
+            "name": "Permis de conduire solidaire",
+            "description": "Préparation au permis B pour les personnes au RSA : code, leçons de conduite à tarif réduit et accompagnement jusqu'à l'examen.",
+            "types": ["accompagnement"],
+            "thematiques": ["mobilite--preparer-un-permis"],
+            "fees": "payant",
+            "publics": ["beneficiaires-des-minimas-sociaux"],
+            "commune": "Vernon",
+            "postal_code": "27200",
+            "commune_insee": "27681",
+            "eligibility_zone": ["27"],
+            "reception_modes": ["en-presentiel"],
+            "mobilisable_by": ["professionnels"],
+            "capacity": 12,
+            "available_places": 4,
+        }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("B's service: {s} {permis}");
+    }
+
+    // The community: a space; A's counselor asks, C's answers and writes a sheet.
+    let (s, space) = post(
+        sb,
+        "/api/v1/community/spaces",
+        operator,
+        json!({ "name": "Eure", "kind": "territory", "territory_code": "27" }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("community space: {s} {space}");
+    }
+    let space_id = space["id"].as_str().context("space id")?;
+    for t in [counselor, &counselor_c] {
+        until(
+            sb,
+            Method::POST,
+            &format!("/api/v1/community/spaces/{space_id}/join"),
+            t,
+            Some(json!({})),
+            |s, _| s == StatusCode::OK,
+        )
+        .await?;
+    }
+    let (s, question) = post(
+        sb,
+        "/api/v1/community/questions",
+        counselor,
+        json!({ "space_id": space_id, "title": "Financer le permis de conduire au RSA",
+                "body": "Une personne accompagnée a une promesse d'embauche à 20 km. Quelles aides pour le permis B connaissez-vous dans l'Eure ?",
+                "domains": ["mobilite"] }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("community question: {s} {question}");
+    }
+    let question_id = question["id"].as_str().context("question id")?;
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/community/questions/{question_id}/answers"),
+        &counselor_c,
+        json!({ "body": "Le Département finance jusqu'à 1 000 € du permis B sur prescription ; l'auto-école solidaire de Vernon a aussi des places." }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("community answer: {s} {v}");
+    }
+    let (s, solution) = post(
+        sb,
+        "/api/v1/community/solutions",
+        &counselor_c,
+        json!({
+            "title": "Aide au permis du Département",
+            "body": "Jusqu'à 1 000 € pour le permis B, sur prescription du référent RSA, versés directement à l'auto-école.",
+            "domains": ["mobilite"],
+            "territory_codes": ["27"],
+            "valid_until": "2099-12-31",
+        }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("community solution: {s} {solution}");
+    }
+    wait_for(
+        sb,
+        "/api/v1/notifications",
+        counselor,
+        "A's notification",
+        |v| v["unread_count"].as_i64().is_some_and(|n| n >= 1),
+    )
+    .await?;
+
+    // An invitation not accepted yet, for the invitation page.
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/structures/{a}/members"),
+        operator,
+        json!({ "email": "alex.nouveau@exemple.fr", "display_name": "Alex Nouveau", "role": "counselor" }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("inviting Alex: {s} {v}");
+    }
+    fx["invitation"] =
+        json!({ "code": v["invitation"]["code"], "email": "alex.nouveau@exemple.fr" });
+
+    let id = |v: &Value| v["id"].clone();
+    fx["admin"] =
+        json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "name": "Sacha Admin" });
+    fx["partner"] =
+        json!({ "email": PARTNER_EMAIL, "password": PARTNER_PASSWORD, "name": "Lou Partenaire" });
+    fx["counselorC"] = json!({ "email": COUNSELOR_C_EMAIL, "password": COUNSELOR_C_PASSWORD,
+                               "name": "Nour Conseil" });
+    fx["structures"]["c"] = json!({ "id": c, "name": c_name });
+    fx["diagnostics"] = json!({ "first": shared[0], "second": shared[1], "draft": draft });
+    fx["referrals"] = json!({ "toPartner": id(&to_partner), "toA": id(&to_a) });
+    fx["services"] = json!({ "permis": id(&permis) });
+    fx["community"] =
+        json!({ "question": question_id, "solution": id(&solution), "space": space_id });
+    Ok(())
+}
+
+/// Opens a diagnostic of `person` by `structure` (once the projections know A follows her).
+async fn diagnostic(
+    sb: &Sandbox,
+    counselor: &str,
+    person: &str,
+    structure: &str,
+) -> Result<String> {
+    let d = until(
+        sb,
+        Method::POST,
+        &format!("/api/v1/people/{person}/diagnostics"),
+        counselor,
+        Some(json!({ "structure_id": structure })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    Ok(d["id"].as_str().context("diagnostic id")?.to_owned())
 }
 
 /// `tests/e2e/lib.mjs` itself, on a page the gateway already serves (the API's
@@ -328,12 +671,59 @@ async fn lib_mjs_drives_chromium() -> Result<()> {
 /// The journey (`tests/e2e/flows.mjs`): a counselor, the person, an analyst.
 #[tokio::test]
 async fn journey_in_the_browser() -> Result<()> {
+    journey("flows.mjs").await
+}
+
+/// Runs the journey `script` on a fresh world.
+async fn journey(script: &str) -> Result<()> {
     let sb = Sandbox::start_with(Backend::Sqlite, |c| {
         c.statistics.disclosure_threshold = 2;
     })
     .await?;
     let fixtures = world(&sb).await?;
     let (dir, _guard) = screenshots_dir()?;
-    run_node("flows.mjs", &fixtures, &dir).await?;
+    run_node(script, &fixtures, &dir).await?;
     sb.stop().await
+}
+
+/// The person's space (`tests/e2e/person.mjs`).
+#[tokio::test]
+async fn person_space_in_the_browser() -> Result<()> {
+    journey("person.mjs").await
+}
+
+/// The counselor's tools (`tests/e2e/counselor.mjs`).
+#[tokio::test]
+async fn counselor_tools_in_the_browser() -> Result<()> {
+    journey("counselor.mjs").await
+}
+
+/// Referrals, for counselors and partners (`tests/e2e/referrals.mjs`).
+#[tokio::test]
+async fn referrals_in_the_browser() -> Result<()> {
+    journey("referrals.mjs").await
+}
+
+/// The community (`tests/e2e/community.mjs`).
+#[tokio::test]
+async fn community_in_the_browser() -> Result<()> {
+    journey("community.mjs").await
+}
+
+/// « Ma structure »: the structure admin and the partner (`tests/e2e/admin.mjs`).
+#[tokio::test]
+async fn structure_admin_and_partner_in_the_browser() -> Result<()> {
+    journey("admin.mjs").await
+}
+
+/// The analyst's dashboard: dimensions, period errors, exports (`tests/e2e/analyst.mjs`).
+#[tokio::test]
+async fn analyst_dashboard_in_the_browser() -> Result<()> {
+    journey("analyst.mjs").await
+}
+
+/// Accepting an invitation, without a session (`tests/e2e/invitation.mjs`).
+#[tokio::test]
+async fn invitation_accepted_in_the_browser() -> Result<()> {
+    journey("invitation.mjs").await
 }

@@ -383,3 +383,168 @@ async fn referrals_addressed_to_a_partner_reach_its_webhook_signed() -> Result<(
 
     sb.stop().await
 }
+
+/// A paused webhook keeps its URL and secret and receives nothing; the events
+/// of the pause are kept (`pending`) and sent in order, signed with the same
+/// secret, once it resumes. A second, active webhook of the same partner gets
+/// them meanwhile: the pause is per webhook.
+#[tokio::test]
+async fn a_paused_webhook_keeps_its_events_until_it_resumes() -> Result<()> {
+    let sb = Sandbox::start(Backend::Sqlite).await?;
+    let operator = sb.token("operator", vec![Role::Operator], vec![]).await?;
+    let a = api::structure(
+        &sb,
+        &operator,
+        "Chantier A",
+        "41735218600007",
+        "association",
+    )
+    .await?;
+    let p = api::structure(&sb, &operator, "Partenaire P", "61737218800004", "partner").await?;
+    let counselor = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let partner = sb
+        .token("partner-p", vec![Role::Partner], vec![p.clone()])
+        .await?;
+    let admin_a = sb
+        .token("admin-a", vec![Role::StructureAdmin], vec![a.clone()])
+        .await?;
+    let hooks = format!("/api/v1/structures/{p}/webhooks");
+
+    let (paused_calls, paused_url) = partner_endpoint().await?;
+    let (active_calls, active_url) = partner_endpoint().await?;
+    let hook = api::until(
+        &sb,
+        Method::POST,
+        &hooks,
+        &partner,
+        Some(json!({ "url": paused_url, "format": "json" })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    let secret = hook["secret"].as_str().context("secret")?.to_owned();
+    let hook_id = hook["id"].as_str().context("webhook id")?.to_owned();
+    assert_eq!(hook["status"], "active", "{hook}");
+    let (s, v) = post(&sb, &hooks, &partner, json!({ "url": active_url })).await?;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    // Only the partner's own members pause it, under its own path.
+    let pause = format!("{hooks}/{hook_id}/pause");
+    let resume = format!("{hooks}/{hook_id}/resume");
+    for (who, token) in [
+        ("counselor", &counselor),
+        ("other admin", &admin_a),
+        ("operator", &operator),
+    ] {
+        let (s, v) = post(&sb, &pause, token, json!({})).await?;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{who}: {v}");
+    }
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/structures/{a}/webhooks/{hook_id}/pause"),
+        &admin_a,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = post(
+        &sb,
+        &format!("{hooks}/not-an-id/pause"),
+        &partner,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    let (s, v) = post(&sb, &pause, &partner, json!({})).await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "paused", "{v}");
+    assert!(v["paused_at"].is_string(), "{v}");
+    assert!(v.get("secret").is_none(), "{v}");
+    let (s, again) = post(&sb, &pause, &partner, json!({})).await?;
+    assert_eq!(s, StatusCode::OK, "pausing twice is harmless: {again}");
+    assert_eq!(again["paused_at"], v["paused_at"]);
+    let (_, list) = get(&sb, &hooks, &partner).await?;
+    let listed = list["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|w| w["id"] == hook_id.as_str()).cloned())
+        .context("listed")?;
+    assert_eq!(listed["status"], "paused", "{list}");
+
+    // A referral sent and accepted during the pause.
+    let ana_id = api::person(&sb, &counselor, &a, "Ana", "Zabalveytia").await?;
+    let ana = api::person_token(&sb, &ana_id).await?;
+    api::consent(&sb, &ana, &ana_id, &p, &["mobilite"], &["orientation"]).await?;
+    let referral = api::until(
+        &sb,
+        Method::POST,
+        "/api/v1/referrals",
+        &counselor,
+        Some(json!({
+            "person_id": ana_id, "sender_structure_id": a, "target_structure_id": p,
+            "domains": ["mobilite"], "reason": "Ana prépare le permis B.",
+        })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    let referral_id = referral["id"].as_str().context("referral id")?.to_owned();
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/referrals/{referral_id}/transitions"),
+        &partner,
+        json!({ "to_status": "acceptee" }),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The active webhook got both; the paused one nothing, both kept for it.
+    calls(&active_calls, 2).await?;
+    let deliveries = format!("{hooks}/{hook_id}/deliveries");
+    let v = api::until(&sb, Method::GET, &deliveries, &partner, None, |s, v| {
+        s == StatusCode::OK && v["items"].as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await?;
+    for d in v["items"].as_array().context("items")? {
+        assert_eq!(d["status"], "pending", "{v}");
+        assert_eq!(d["attempts"], 0, "{v}");
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        paused_calls.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        0,
+        "a paused webhook is not called"
+    );
+
+    // Resumed: the two events arrive in order, signed with the same secret.
+    let (s, v) = post(&sb, &resume, &partner, json!({})).await?;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "active", "{v}");
+    assert!(v.get("paused_at").is_none_or(Value::is_null), "{v}");
+    let got = calls(&paused_calls, 2).await?;
+    let now = sb.clock.now_us() / 1_000_000;
+    let types: Vec<&str> = got.iter().map(|(h, _)| header(h, "ce-type")).collect();
+    assert_eq!(
+        types,
+        [
+            "eva.referrals.referral.sent",
+            "eva.referrals.referral.accepted"
+        ]
+    );
+    for (headers, body) in &got {
+        assert_eq!(
+            signature::verify(&secret, header(headers, "eva-signature"), body, now),
+            Ok(())
+        );
+    }
+    api::until(
+        &sb,
+        Method::GET,
+        &format!("{deliveries}?status=delivered"),
+        &partner,
+        None,
+        |s, v| s == StatusCode::OK && v["items"].as_array().is_some_and(|a| a.len() == 2),
+    )
+    .await?;
+    sb.stop().await
+}

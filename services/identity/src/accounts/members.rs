@@ -211,4 +211,121 @@ impl pb::member_service_server::MemberService for Accounts {
         tracing::info!(user_id = %r.user_id, structure_id = %r.structure_id, revoked_tokens = sessions, disabled = left == 0, "member removed");
         Ok(Response::new(pb::RemoveMemberResponse {}))
     }
+
+    async fn set_member_roles(
+        &self,
+        req: Request<pb::SetMemberRolesRequest>,
+    ) -> Result<Response<pb::SetMemberRolesResponse>, Status> {
+        let caller = require_role(&req, &[Role::Operator, Role::StructureAdmin])?.clone();
+        let r = req.into_inner();
+        self.authorise(&caller, &r.structure_id, &[Role::StructureAdmin])
+            .await?;
+        check_id("structure_id", &r.structure_id)?;
+        check_id("user_id", &r.user_id)?;
+        let structure = self
+            .store
+            .structure(&r.structure_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("structure introuvable / structure not found"))?;
+        let allowed = roles_for_kind(&structure.kind);
+        let mut wanted: Vec<Role> = Vec::new();
+        for raw in &r.roles {
+            let role = pb::Role::try_from(*raw)
+                .ok()
+                .and_then(role_from_pb)
+                .filter(|role| allowed.contains(role))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+                    invalid_field(
+                        "roles",
+                        &format!(
+                            "rôle impossible dans une structure de type « {} » ; possibles : {} / role not allowed for this kind of structure",
+                            structure.kind,
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            if !wanted.contains(&role) {
+                wanted.push(role);
+            }
+        }
+        if wanted.is_empty() {
+            return Err(invalid_field(
+                "roles",
+                "choisissez au moins un rôle ; pour retirer la personne de la structure, utilisez « Retirer » / at least one role (to remove the member, use DELETE)",
+            ));
+        }
+        let now = now_us();
+        let mut tx = self.store.db().begin().await.map_err(internal)?;
+        let held = self
+            .store
+            .roles_in(tx.conn(), &r.user_id, &r.structure_id)
+            .await
+            .map_err(internal)?;
+        if held.is_empty() {
+            return Err(Status::not_found(
+                "membre introuvable dans cette structure / no such member in this structure",
+            ));
+        }
+        let admin = Role::StructureAdmin.as_str();
+        let loses: Vec<&String> = held
+            .iter()
+            .filter(|h| !wanted.iter().any(|w| w.as_str() == h.as_str()))
+            .collect();
+        if loses.iter().any(|h| h.as_str() == admin)
+            && self
+                .store
+                .count_role(tx.conn(), &r.structure_id, admin)
+                .await
+                .map_err(internal)?
+                <= 1
+        {
+            return Err(Status::failed_precondition(
+                "c'est le dernier administrateur de cette structure : nommez d'abord un autre administrateur / this is the structure's last administrator: appoint another one first",
+            ));
+        }
+        for role in &wanted {
+            self.store
+                .insert_membership(tx.conn(), &r.user_id, &r.structure_id, role.as_str(), now)
+                .await
+                .map_err(internal)?;
+        }
+        for role in &loses {
+            self.store
+                .delete_membership(tx.conn(), &r.user_id, &r.structure_id, role)
+                .await
+                .map_err(internal)?;
+        }
+        // A role lost takes effect at once in this service (memberships are read at
+        // each call) and, elsewhere, when the access token expires: no refresh.
+        let sessions = if loses.is_empty() {
+            0
+        } else {
+            self.store
+                .revoke_user_sessions(tx.conn(), &r.user_id, now)
+                .await
+                .map_err(internal)?
+        };
+        let user = self
+            .store
+            .user_by_id(tx.conn(), &r.user_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("membre introuvable / no such member"))?;
+        let here: Vec<MembershipRow> = self
+            .store
+            .memberships_of(tx.conn(), &r.user_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|m| m.structure_id == r.structure_id)
+            .collect();
+        tx.commit().await.map_err(internal)?;
+        let roles: Vec<&str> = wanted.iter().map(|r| r.as_str()).collect();
+        tracing::info!(user_id = %r.user_id, structure_id = %r.structure_id, roles = ?roles, revoked_tokens = sessions, "member roles changed");
+        Ok(Response::new(pb::SetMemberRolesResponse {
+            user: Some(self.user(&user, &here)?),
+        }))
+    }
 }

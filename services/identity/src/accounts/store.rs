@@ -326,6 +326,25 @@ impl Store {
         .map(|r| r.rows_affected()))?)
     }
 
+    /// Takes one role of the account in the structure away.
+    pub async fn delete_membership(
+        &self,
+        conn: Conn<'_>,
+        user_id: &str,
+        structure_id: &str,
+        role: &str,
+    ) -> Result<u64, DbError> {
+        Ok(on_backend!(conn, c => sqlx::query(
+            "DELETE FROM memberships WHERE user_id = $1 AND structure_id = $2 AND role = $3",
+        )
+        .bind(user_id)
+        .bind(structure_id)
+        .bind(role)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
     /// Accounts holding `role` in the structure.
     pub async fn count_role(
         &self,

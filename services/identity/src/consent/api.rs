@@ -12,6 +12,7 @@ use eva_platform::pagination::Page;
 use eva_proto::audit::v1::AccessAction;
 use eva_proto::identity::v1 as pb;
 use eva_proto::identity::v1::consent_service_server::ConsentServiceServer;
+use serde_json::json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use super::store::{ConsentRow, ConsentStore};
 use super::{Collection, NewConsent, purpose_to_proto, reason_to_proto, status_code};
 use crate::people::api::{PERSON_READERS, PURPOSE, field, internal, relation_of, today_date};
 use crate::people::{Relation, check_id, person_not_found};
+use crate::structure::Structure;
 use crate::{SERVICE, keys};
 
 /// Roles that may ask `CheckAccess`, for a structure they belong to
@@ -117,6 +119,116 @@ impl ConsentApi {
     }
 }
 
+fn collection_of(rel: &Relation) -> Collection {
+    match rel {
+        Relation::Themself => Collection::EspacePersonnel,
+        Relation::Following { .. } => Collection::AuBureau,
+    }
+}
+
+impl ConsentApi {
+    /// A consent ready to insert, its receipt signed, and its
+    /// `eva.consent.grant.granted` event; `replaces` links it to the consent
+    /// it replaces after a withdrawal of some domains.
+    async fn prepare(
+        &self,
+        caller: &Principal,
+        person_id: &str,
+        grantee: &Structure,
+        new: &NewConsent,
+        collection: Collection,
+        replaces: Option<&str>,
+    ) -> Result<(ConsentRow, pb::ConsentGranted), Status> {
+        let structures = crate::store::Store::new(self.db.clone());
+        let signer = keys::current_signer(&structures, &self.kek).await?;
+        let consent_id = Uuid::now_v7().to_string();
+        let receipt_id = Uuid::now_v7().to_string();
+        let now = now_us();
+        let mut doc = receipt::document(&ReceiptFacts {
+            receipt_id: &receipt_id,
+            consent_id: &consent_id,
+            person_id,
+            grantee,
+            domains: &new.domains,
+            purposes: &new.purposes,
+            valid_from: &new.valid_from,
+            valid_until: &new.valid_until,
+            collection,
+            granted_at: from_us(now),
+        });
+        if let (Some(old), Some(map)) = (replaces, doc.as_object_mut()) {
+            map.insert("replaces_consent_id".into(), json!(old));
+            map.insert("replaces_label".into(), json!(receipt::REPLACES_FR));
+        }
+        let receipt_json = receipt::canonical(&doc);
+        let receipt_signature = signer.sign_detached(receipt_json.as_bytes());
+        let row = ConsentRow {
+            consent_id: consent_id.clone(),
+            person_id: person_id.to_owned(),
+            structure_id: grantee.structure_id.clone(),
+            domains: new.domains_csv(),
+            purposes: new.purposes_csv(),
+            valid_from: new.valid_from.clone(),
+            valid_until: new.valid_until.clone(),
+            status: "active".into(),
+            recorded_by_user_id: caller.user_id.clone(),
+            collection: collection.code().into(),
+            granted_at_us: now,
+            withdrawn_at_us: None,
+            expired_at_us: None,
+            receipt_id,
+            receipt_json,
+            receipt_signature,
+        };
+        let granted = pb::ConsentGranted {
+            consent_id,
+            person_id: row.person_id.clone(),
+            grantee_structure_id: row.structure_id.clone(),
+            domains: row.domain_list(),
+            purposes: new
+                .purposes
+                .iter()
+                .map(|p| purpose_to_proto(*p) as i32)
+                .collect(),
+            valid_from: row.valid_from.clone(),
+            valid_until: row.valid_until.clone(),
+            granted_at: Some(to_timestamp(now)),
+            replaces_consent_id: replaces.unwrap_or_default().to_owned(),
+        };
+        Ok((row, granted))
+    }
+}
+
+/// The domains to withdraw from `current`, checked: each one known and
+/// covered by the consent; the error names the first that is not.
+fn domains_to_withdraw(current: &ConsentRow, asked: &[String]) -> Result<Vec<String>, Status> {
+    let covered = current.domain_list();
+    let mut out: Vec<String> = Vec::new();
+    for d in asked {
+        let id = d.trim();
+        let shown: String = id.chars().take(60).collect();
+        if consent::domain(id).is_none() {
+            return Err(invalid_field(
+                "domains",
+                &format!("domaine inconnu « {shown} » / unknown domain « {shown} »"),
+            ));
+        }
+        if !covered.iter().any(|c| c == id) {
+            return Err(invalid_field(
+                "domains",
+                &format!(
+                    "ce consentement ne couvre pas le domaine « {shown} » ; il couvre : {} / this consent does not cover « {shown} »",
+                    covered.join(", ")
+                ),
+            ));
+        }
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 #[tonic::async_trait]
 impl pb::consent_service_server::ConsentService for ConsentApi {
     async fn grant_consent(
@@ -143,60 +255,11 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
                     "structure inconnue / unknown structure",
                 )
             })?;
-        let signer = keys::current_signer(&structures, &self.kek).await?;
-        let collection = match rel {
-            Relation::Themself => Collection::EspacePersonnel,
-            Relation::Following { .. } => Collection::AuBureau,
-        };
-        let consent_id = Uuid::now_v7().to_string();
-        let receipt_id = Uuid::now_v7().to_string();
-        let now = now_us();
-        let doc = receipt::document(&ReceiptFacts {
-            receipt_id: &receipt_id,
-            consent_id: &consent_id,
-            person_id: &r.person_id,
-            grantee: &grantee,
-            domains: &new.domains,
-            purposes: &new.purposes,
-            valid_from: &new.valid_from,
-            valid_until: &new.valid_until,
-            collection,
-            granted_at: from_us(now),
-        });
-        let receipt_json = receipt::canonical(&doc);
-        let receipt_signature = signer.sign_detached(receipt_json.as_bytes());
-        let row = ConsentRow {
-            consent_id: consent_id.clone(),
-            person_id: r.person_id.clone(),
-            structure_id: grantee.structure_id.clone(),
-            domains: new.domains_csv(),
-            purposes: new.purposes_csv(),
-            valid_from: new.valid_from.clone(),
-            valid_until: new.valid_until.clone(),
-            status: "active".into(),
-            recorded_by_user_id: caller.user_id.clone(),
-            collection: collection.code().into(),
-            granted_at_us: now,
-            withdrawn_at_us: None,
-            expired_at_us: None,
-            receipt_id,
-            receipt_json,
-            receipt_signature,
-        };
-        let granted = pb::ConsentGranted {
-            consent_id: consent_id.clone(),
-            person_id: row.person_id.clone(),
-            grantee_structure_id: row.structure_id.clone(),
-            domains: row.domain_list(),
-            purposes: new
-                .purposes
-                .iter()
-                .map(|p| purpose_to_proto(*p) as i32)
-                .collect(),
-            valid_from: row.valid_from.clone(),
-            valid_until: row.valid_until.clone(),
-            granted_at: Some(to_timestamp(now)),
-        };
+        let collection = collection_of(&rel);
+        let (row, granted) = self
+            .prepare(&caller, &r.person_id, &grantee, &new, collection, None)
+            .await?;
+        let consent_id = row.consent_id.clone();
         let mut tx = self.db.begin().await.map_err(internal)?;
         self.store.insert(tx.conn(), &row).await.map_err(internal)?;
         outbox::enqueue(
@@ -281,14 +344,56 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
         req: Request<pb::WithdrawConsentRequest>,
     ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
         let caller = require_role(&req, PERSON_READERS)?.clone();
-        let id = req.into_inner().consent_id;
+        let r = req.into_inner();
+        let id = r.consent_id;
         let (current, rel) = self.visible(&caller, &id).await?;
+        let asked = domains_to_withdraw(&current, &r.domains)?;
         if current.status != "active" {
             // Already withdrawn or expired: nothing to do, nothing changes.
             return Ok(Response::new(pb::WithdrawConsentResponse {
                 consent: Some(current.to_proto()),
+                remaining: None,
             }));
         }
+        // Some domains only: the rest is granted again, in the same
+        // transaction, as a consent that replaces this one.
+        let rest: Vec<&'static consent::Domain> = current
+            .domain_list()
+            .iter()
+            .filter(|d| !asked.contains(d))
+            .filter_map(|d| consent::domain(d))
+            .collect();
+        let replacement = if asked.is_empty() || rest.is_empty() {
+            None
+        } else {
+            let structures = crate::store::Store::new(self.db.clone());
+            let grantee = structures
+                .structure(&current.structure_id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(consent_not_found)?;
+            let new = NewConsent {
+                domains: rest,
+                purposes: current
+                    .purposes
+                    .split(',')
+                    .filter_map(Purpose::parse)
+                    .collect(),
+                valid_from: current.valid_from.clone(),
+                valid_until: current.valid_until.clone(),
+            };
+            Some(
+                self.prepare(
+                    &caller,
+                    &current.person_id,
+                    &grantee,
+                    &new,
+                    collection_of(&rel),
+                    Some(&current.consent_id),
+                )
+                .await?,
+            )
+        };
         let now = now_us();
         let mut tx = self.db.begin().await.map_err(internal)?;
         let Some(row) = self
@@ -308,6 +413,7 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
                 .ok_or_else(consent_not_found)?;
             return Ok(Response::new(pb::WithdrawConsentResponse {
                 consent: Some(row.to_proto()),
+                remaining: None,
             }));
         };
         let withdrawn = pb::ConsentWithdrawn {
@@ -316,6 +422,9 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
             grantee_structure_id: row.structure_id.clone(),
             withdrawn_at: Some(to_timestamp(now)),
         };
+        // The withdrawal is published first: a projection never sees the
+        // withdrawn domains allowed by the replacement, at worst the remaining
+        // ones denied for an instant.
         outbox::enqueue(
             &mut tx,
             &Event::new(
@@ -334,10 +443,41 @@ impl pb::consent_service_server::ConsentService for ConsentApi {
         )
         .await
         .map_err(internal)?;
+        if let Some((new_row, granted)) = &replacement {
+            self.store
+                .insert(tx.conn(), new_row)
+                .await
+                .map_err(internal)?;
+            outbox::enqueue(
+                &mut tx,
+                &Event::new(
+                    SERVICE,
+                    "eva.consent.grant.granted",
+                    Some(new_row.consent_id.clone()),
+                    granted,
+                ),
+            )
+            .await
+            .map_err(internal)?;
+            audit::record(
+                &mut tx,
+                SERVICE,
+                consent_access(&caller, new_row, &rel, AccessAction::Write),
+            )
+            .await
+            .map_err(internal)?;
+        }
         tx.commit().await.map_err(internal)?;
-        tracing::info!(consent_id = %row.consent_id, person_id = %row.person_id, "consent withdrawn");
+        tracing::info!(
+            consent_id = %row.consent_id,
+            person_id = %row.person_id,
+            withdrawn_domains = asked.len(),
+            replaced_by = replacement.as_ref().map(|(r, _)| r.consent_id.as_str()).unwrap_or(""),
+            "consent withdrawn"
+        );
         Ok(Response::new(pb::WithdrawConsentResponse {
             consent: Some(row.to_proto()),
+            remaining: replacement.map(|(r, _)| r.to_proto()),
         }))
     }
 

@@ -42,6 +42,11 @@ pub const WITHDRAWAL_FR: &str = "Vous pouvez retirer ce consentement à tout mom
      ou en le demandant à votre conseiller ou conseillère. Le retrait prend effet tout de suite. \
      Ce qui a déjà été lu avant le retrait ne peut pas être « dé-lu », mais plus rien ne sera partagé ensuite.";
 
+/// On the receipt of a consent that replaces another after a withdrawal of
+/// some domains.
+pub const REPLACES_FR: &str = "Ce consentement remplace le précédent (replaces_consent_id) : \
+     vous avez retiré votre accord pour certains domaines, les autres restent partagés aux mêmes conditions.";
+
 /// Everything a receipt states.
 pub struct ReceiptFacts<'a> {
     pub receipt_id: &'a str,

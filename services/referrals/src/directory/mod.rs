@@ -14,6 +14,14 @@
 //!   account, the person included: it is not personal data (only the
 //!   contact person's, a professional's).
 //! - Suggested for a diagnostic's barriers ([`suggestions`]).
+//! - Closed (archived) and opened again by an admin of its structure (an
+//!   operator for a service with no EVA structure): an archived service keeps
+//!   its record, readable by id with `archived_at`, but leaves searches,
+//!   suggestions and the data·inclusion export (the schema v1 has no field
+//!   for a closed service: a record that stops appearing in its source's
+//!   export is no longer offered) and takes no new referral. A structure's
+//!   admins and partners list their archived services with
+//!   `include_archived`. An import or an update leaves the archive as it is.
 
 pub mod datainclusion;
 pub mod store;
@@ -141,6 +149,16 @@ fn api_fault(f: Fault) -> Status {
 /// Whether `caller` may create or change a service of `structure_id`: an
 /// admin or partner account of that structure; an operator for a service
 /// with no EVA structure.
+/// Whether `caller` may close or open again a service of `structure_id`: an
+/// admin of that structure; an operator for a service with no EVA structure.
+fn may_archive(caller: &Principal, structure_id: &str) -> bool {
+    if structure_id.is_empty() {
+        caller.has_role(Role::Operator)
+    } else {
+        caller.has_role(Role::StructureAdmin) && caller.belongs_to(structure_id)
+    }
+}
+
 fn may_edit(caller: &Principal, structure_id: &str) -> bool {
     if structure_id.is_empty() {
         caller.has_role(Role::Operator)
@@ -226,6 +244,7 @@ fn parse_search(
         publics: wanted_publics.into_iter().collect(),
         territory: parse_territory(territory)?,
         structure_id: structure_id.to_owned(),
+        include_archived: false,
     })
 }
 
@@ -237,6 +256,36 @@ impl DirectoryApi {
             .await
             .map_err(internal)?
             .ok_or_else(not_found)
+    }
+
+    /// Closes (`archive`) or opens again a service, for an admin of its
+    /// structure.
+    async fn set_archived(
+        &self,
+        caller: &Principal,
+        service_id: &str,
+        archive: bool,
+    ) -> Result<pb::Service, Status> {
+        let before = self.load(service_id).await?;
+        if !may_archive(caller, &before.structure_id) {
+            return Err(Status::permission_denied(
+                "accès refusé : seuls les administrateurs de la structure qui propose ce service peuvent l'archiver / access denied: only the providing structure's admins may archive it",
+            ));
+        }
+        if before.archived_at.is_some() == archive {
+            return Ok(before);
+        }
+        let now = now_us();
+        let mut tx = self.store.db().begin().await.map_err(internal)?;
+        if !DirectoryStore::set_archived(&mut tx, &before.service_id, archive.then_some(now), now)
+            .await
+            .map_err(internal)?
+        {
+            return Err(not_found());
+        }
+        tx.commit().await.map_err(internal)?;
+        tracing::info!(service_id = %before.service_id, archived = archive, "service archive changed");
+        self.load(&before.service_id).await
     }
 }
 
@@ -353,10 +402,22 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         req: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        require_role(&req, READERS)?;
+        let caller = require_role(&req, READERS)?.clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let search = parse_search(&r.thematiques, &r.publics, &r.territory, &r.structure_id)?;
+        let mut search = parse_search(&r.thematiques, &r.publics, &r.territory, &r.structure_id)?;
+        if r.include_archived {
+            if search.structure_id.is_empty() {
+                return Err(invalid_field(
+                    "include_archived",
+                    "les services archivés ne se listent que pour une structure (structure_id) / archived services are listed for one structure only",
+                ));
+            }
+            if !may_edit(&caller, &search.structure_id) {
+                return Err(not_yours());
+            }
+            search.include_archived = true;
+        }
         let rows = self
             .store
             .search(&search, page.after.as_deref(), page.fetch_limit())
@@ -485,6 +546,32 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         Ok(Response::new(pb::ExportServicesResponse {
             media_type: "application/json".into(),
             content,
+        }))
+    }
+
+    async fn archive_service(
+        &self,
+        req: Request<pb::ArchiveServiceRequest>,
+    ) -> Result<Response<pb::ArchiveServiceResponse>, Status> {
+        let caller = require_role(&req, &[Role::StructureAdmin, Role::Operator])?.clone();
+        let service = self
+            .set_archived(&caller, &req.into_inner().service_id, true)
+            .await?;
+        Ok(Response::new(pb::ArchiveServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn unarchive_service(
+        &self,
+        req: Request<pb::UnarchiveServiceRequest>,
+    ) -> Result<Response<pb::UnarchiveServiceResponse>, Status> {
+        let caller = require_role(&req, &[Role::StructureAdmin, Role::Operator])?.clone();
+        let service = self
+            .set_archived(&caller, &req.into_inner().service_id, false)
+            .await?;
+        Ok(Response::new(pb::UnarchiveServiceResponse {
+            service: Some(service),
         }))
     }
 

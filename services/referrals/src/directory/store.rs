@@ -14,6 +14,16 @@ const COLUMNS: &str = "service_id, structure_id, source, source_id, source_struc
      mobilisation_link, mobilisation_modes, mobilisable_by, mobilisation_details, weekly_hours, \
      weeks, opening_hours, updated_on, capacity, available_places, created_at_us, updated_at_us";
 
+/// What a read selects: [`COLUMNS`] and the archive time (set only by
+/// [`DirectoryStore::set_archived`]).
+const READ_COLUMNS: &str = "service_id, structure_id, source, source_id, source_structure_id, name, \
+     description, types, thematiques, fees, fees_details, publics, publics_details, \
+     access_conditions, commune, postal_code, commune_insee, address, address_complement, \
+     longitude, latitude, phone, email, contact_name, reception_modes, eligibility_zone, \
+     mobilisation_link, mobilisation_modes, mobilisable_by, mobilisation_details, weekly_hours, \
+     weeks, opening_hours, updated_on, capacity, available_places, created_at_us, updated_at_us, \
+     archived_at_us";
+
 /// The columns a data·inclusion record sets (what an import replaces).
 const SCHEMA_COLUMNS: &[&str] = &[
     "source_structure_id",
@@ -170,6 +180,7 @@ pub struct ServiceRow {
     pub available_places: Option<i64>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    pub archived_at_us: Option<i64>,
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -228,6 +239,7 @@ impl From<ServiceRow> for pb::Service {
             available_places: small(r.available_places),
             created_at: Some(to_timestamp(r.created_at_us)),
             updated_at: Some(to_timestamp(r.updated_at_us)),
+            archived_at: r.archived_at_us.map(to_timestamp),
         }
     }
 }
@@ -257,6 +269,9 @@ pub struct Search {
     pub publics: Vec<String>,
     pub territory: Option<Territory>,
     pub structure_id: String,
+    /// Archived services too (a structure's own list); searches, suggestions
+    /// and exports leave them out.
+    pub include_archived: bool,
 }
 
 /// SQL text and its text binds, numbered as they are pushed.
@@ -285,6 +300,9 @@ fn where_clause(search: &Search, after: Option<&str>) -> Sql {
         text: String::from(" WHERE 1 = 1"),
         binds: Vec::new(),
     };
+    if !search.include_archived {
+        sql.text.push_str(" AND s.archived_at_us IS NULL");
+    }
     if !search.structure_id.is_empty() {
         let p = sql.bind(search.structure_id.clone());
         sql.text.push_str(&format!(" AND s.structure_id = {p}"));
@@ -387,7 +405,7 @@ impl DirectoryStore {
 
     pub async fn get(&self, service_id: &str) -> Result<Option<pb::Service>, DbError> {
         let mut h = self.db.acquire().await?;
-        let sql = format!("SELECT {COLUMNS} FROM services WHERE service_id = $1");
+        let sql = format!("SELECT {READ_COLUMNS} FROM services WHERE service_id = $1");
         let row = on_backend!(h.conn(), c => sqlx::query_as::<_, ServiceRow>(AssertSqlSafe(sql.as_str()))
             .bind(service_id)
             .fetch_optional(&mut *c)
@@ -404,7 +422,7 @@ impl DirectoryStore {
     ) -> Result<Vec<pb::Service>, DbError> {
         let w = where_clause(search, after);
         let sql = format!(
-            "SELECT {COLUMNS} FROM services s{} ORDER BY s.service_id LIMIT {limit}",
+            "SELECT {READ_COLUMNS} FROM services s{} ORDER BY s.service_id LIMIT {limit}",
             w.text
         );
         let mut h = self.db.acquire().await?;
@@ -462,6 +480,26 @@ impl DirectoryStore {
                 .map(|_| ())
         })?;
         Self::replace_codes(tx, s, false).await
+    }
+
+    /// Closes (`Some(time)`) or opens again (`None`) a service; false if
+    /// there is no such service.
+    pub async fn set_archived(
+        tx: &mut Tx,
+        service_id: &str,
+        archived_at_us: Option<i64>,
+        now: i64,
+    ) -> Result<bool, DbError> {
+        let n = on_backend!(tx.conn(), c => sqlx::query(
+            "UPDATE services SET archived_at_us = $2, updated_at_us = $3 WHERE service_id = $1",
+        )
+        .bind(service_id)
+        .bind(archived_at_us)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Imports one record: a new service, or the data·inclusion fields of

@@ -17,6 +17,12 @@
 //!   replayed event (same id) is queued once. The worker ([`webhook`]) POSTs
 //!   them, signed ([`signature`]), in order per webhook, with retries.
 //!
+//! - **Pause**: a paused webhook keeps its URL and secret; the events
+//!   addressed to the partner meanwhile are still queued for it (`pending`)
+//!   and the worker sends none of them; on resume they are sent in order,
+//!   then the new ones. Nothing is dropped: a partner that pauses during a
+//!   maintenance of its endpoint misses no referral.
+//!
 //! Who: a member of the structure with role `partner` or `structure_admin`
 //! manages its settings and webhooks and reads its deliveries; nobody else,
 //! operators included (deny by default). Registering a webhook or changing
@@ -322,6 +328,7 @@ pub async fn register_webhook(
         url,
         format: format.to_owned(),
         created_at_us: now_us,
+        paused_at_us: None,
     };
     let mut tx = store.db().begin().await?;
     require_partner(&mut tx, structure_id).await?;
@@ -342,6 +349,7 @@ fn webhook_pb(w: &WebhookRow, secret: String) -> pb::Webhook {
         format: format_pb(&w.format) as i32,
         secret,
         created_at: Some(to_timestamp(w.created_at_us)),
+        paused_at: w.paused_at_us.map(to_timestamp),
     }
 }
 
@@ -429,6 +437,31 @@ impl PartnerApi {
             .map_err(PartnerError::from)?
             .ok_or(PartnerError::WebhookNotFound)?;
         authorise(req, &w.structure_id)?;
+        Ok(w)
+    }
+
+    /// Pauses or resumes a managed webhook (already in that state: as it
+    /// is); on resume the worker is woken for what was queued meanwhile.
+    async fn set_paused(&self, mut w: WebhookRow, pause: bool) -> Result<WebhookRow, Status> {
+        if w.paused_at_us.is_some() == pause {
+            return Ok(w);
+        }
+        let at = pause.then(|| self.clock.now_us());
+        let result: Result<bool, PartnerError> = async {
+            let mut tx = self.store.db().begin().await?;
+            let changed = Store::set_webhook_paused(&mut tx, &w.webhook_id, at).await?;
+            tx.commit().await?;
+            Ok(changed)
+        }
+        .await;
+        if !result? {
+            return Err(PartnerError::WebhookNotFound.into());
+        }
+        w.paused_at_us = at;
+        if !pause {
+            wake();
+        }
+        tracing::info!(webhook_id = %w.webhook_id, structure_id = %w.structure_id, paused = pause, "webhook pause changed");
         Ok(w)
     }
 
@@ -561,6 +594,30 @@ impl PartnerService for PartnerApi {
         }
         tracing::info!(webhook_id = %w.webhook_id, structure_id = %w.structure_id, "webhook deleted");
         Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    async fn pause_webhook(
+        &self,
+        req: Request<pb::PauseWebhookRequest>,
+    ) -> Result<Response<pb::PauseWebhookResponse>, Status> {
+        let id = req.get_ref().webhook_id.trim().to_owned();
+        let w = self.managed_webhook(&req, &id).await?;
+        let w = self.set_paused(w, true).await?;
+        Ok(Response::new(pb::PauseWebhookResponse {
+            webhook: Some(webhook_pb(&w, String::new())),
+        }))
+    }
+
+    async fn resume_webhook(
+        &self,
+        req: Request<pb::ResumeWebhookRequest>,
+    ) -> Result<Response<pb::ResumeWebhookResponse>, Status> {
+        let id = req.get_ref().webhook_id.trim().to_owned();
+        let w = self.managed_webhook(&req, &id).await?;
+        let w = self.set_paused(w, false).await?;
+        Ok(Response::new(pb::ResumeWebhookResponse {
+            webhook: Some(webhook_pb(&w, String::new())),
+        }))
     }
 
     async fn list_webhook_deliveries(

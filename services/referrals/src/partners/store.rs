@@ -25,6 +25,8 @@ pub struct WebhookRow {
     pub format: String,
     pub secret_sealed: Vec<u8>,
     pub created_at_us: i64,
+    /// Since when it is paused (migration `0005`); `None` while active.
+    pub paused_at_us: Option<i64>,
 }
 
 /// A delivery as listed (without its body).
@@ -87,7 +89,8 @@ pub struct Attempt<'a> {
     pub last_error: &'a str,
 }
 
-const WEBHOOK_COLUMNS: &str = "webhook_id, structure_id, url, format, secret_sealed, created_at_us";
+const WEBHOOK_COLUMNS: &str =
+    "webhook_id, structure_id, url, format, secret_sealed, created_at_us, paused_at_us";
 
 const DELIVERY_COLUMNS: &str = "delivery_id, webhook_id, event_id, event_type, occurred_at_us, \
      content_type, status, attempts, next_attempt_at_us, last_attempt_at_us, last_http_status, \
@@ -228,6 +231,24 @@ impl Store {
         .await)?)
     }
 
+    /// Pauses (`Some(time)`) or resumes (`None`) a webhook; its deliveries
+    /// stay queued. False if it does not exist.
+    pub async fn set_webhook_paused(
+        tx: &mut Tx,
+        webhook_id: &str,
+        paused_at_us: Option<i64>,
+    ) -> Result<bool, DbError> {
+        let n = on_backend!(tx.conn(), c => sqlx::query(
+            "UPDATE webhooks SET paused_at_us = $2 WHERE webhook_id = $1",
+        )
+        .bind(webhook_id)
+        .bind(paused_at_us)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Removes a webhook and all its deliveries; false if it did not exist.
     pub async fn delete_webhook(tx: &mut Tx, webhook_id: &str) -> Result<bool, DbError> {
         on_backend!(tx.conn(), c => sqlx::query(
@@ -308,9 +329,9 @@ impl Store {
         )
     }
 
-    /// Deliveries due at `now_us`, at most one per webhook: the oldest one
-    /// not yet delivered nor failed (so each webhook gets its events in
-    /// order), provided its attempt is due.
+    /// Deliveries due at `now_us`, at most one per webhook that is not
+    /// paused: the oldest one not yet delivered nor failed (so each webhook
+    /// gets its events in order), provided its attempt is due.
     pub async fn due_deliveries(
         &self,
         now_us: i64,
@@ -322,6 +343,7 @@ impl Store {
              d.content_type, d.attempts, d.next_attempt_at_us, w.url, w.secret_sealed \
              FROM webhook_deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id \
              WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at_us <= $1 \
+             AND w.paused_at_us IS NULL \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
                AND e.status IN ('pending', 'retrying') AND e.delivery_id < d.delivery_id) \
              ORDER BY d.next_attempt_at_us, d.delivery_id LIMIT $2",

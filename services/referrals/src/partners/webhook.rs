@@ -28,6 +28,10 @@
 //! (nothing is lost, nothing overtakes). A `failed` delivery no longer holds
 //! the line.
 //!
+//! Pause: a paused webhook's deliveries are not attempted (they stay
+//! `pending`, or `retrying` with their next attempt as it was); its partner
+//! resuming it wakes the worker, which sends them in order.
+//!
 //! Robustness: every state is in the database, so a restarted worker
 //! carries on where the last one stopped. Before calling, the worker claims
 //! the delivery by moving its next attempt past the call's deadline (a

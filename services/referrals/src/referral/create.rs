@@ -78,10 +78,16 @@ impl ReferralApi {
                 .service_structure(&r.target_service_id)
                 .await
                 .map_err(internal)?;
-            if owner.as_deref() != Some(r.target_structure_id.as_str()) {
+            let Some((_, archived)) = owner.filter(|(o, _)| *o == r.target_structure_id) else {
                 return Err(invalid_field(
                     "target_service_id",
                     "ce service n'est pas un service de la structure visée / not a service of the target structure",
+                ));
+            };
+            if archived {
+                return Err(invalid_field(
+                    "target_service_id",
+                    "ce service est fermé (archivé) : choisissez-en un autre ou orientez vers la structure sans service / this service is closed (archived)",
                 ));
             }
         }

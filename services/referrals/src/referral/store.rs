@@ -403,16 +403,20 @@ impl ReferralStore {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    /// Does the directory hold `service_id`, and for which structure?
-    pub async fn service_structure(&self, service_id: &str) -> Result<Option<String>, DbError> {
+    /// Does the directory hold `service_id`, for which structure, and is it
+    /// archived?
+    pub async fn service_structure(
+        &self,
+        service_id: &str,
+    ) -> Result<Option<(String, bool)>, DbError> {
         let mut h = self.db.acquire().await?;
-        let row: Option<(String,)> = on_backend!(h.conn(), c => sqlx::query_as(
-            "SELECT structure_id FROM services WHERE service_id = $1",
+        let row: Option<(String, Option<i64>)> = on_backend!(h.conn(), c => sqlx::query_as(
+            "SELECT structure_id, archived_at_us FROM services WHERE service_id = $1",
         )
         .bind(service_id)
         .fetch_optional(&mut *c)
         .await)?;
-        Ok(row.map(|r| r.0))
+        Ok(row.map(|r| (r.0, r.1.is_some())))
     }
 
     /// Removes every referral of an erased person and what hangs on them.

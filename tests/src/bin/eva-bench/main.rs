@@ -1307,6 +1307,7 @@ fn granted(
         valid_from: "2026-01-01".into(),
         valid_until: "2099-12-31".into(),
         granted_at: None,
+        replaces_consent_id: String::new(),
     }
 }
 

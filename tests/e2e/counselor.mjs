@@ -1,0 +1,261 @@
+// The counselor's tools in headless Chromium (run by tests/tests/system/web.rs,
+// `web::counselor_tools_in_the_browser`): the caseload and its filter, the diagnostic
+// editor's notes, the history of Ana's diagnostics (a chart per domain, the same figures
+// in tables, two diagnostics compared), the action plan (errors next to the fields, an
+// objective, an action done), the notifications (badge, list, mark read, live count).
+import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
+
+const fx = fixtures();
+const ana = `${fx.person.first_name} ${fx.person.last_name}`;
+/** « d'Ana Lindqvist » (the client elides before a vowel). */
+const ofAna = `d'${ana}`;
+const { browser, page } = await launch();
+
+/** The unread count the menu's link shows (its data-unread), once it equals `n` when given. */
+async function badgeCount(n) {
+  const link = page.locator('#nav a.notif-link');
+  await link.waitFor();
+  if (n !== undefined) {
+    await page.waitForFunction((want) => document.querySelector('#nav a.notif-link')?.dataset.unread === String(want), n);
+  }
+  return Number(await link.getAttribute('data-unread'));
+}
+
+/** Logs in through the API: the access token of `who`. */
+async function apiToken(who) {
+  const r = await fetch(`${fx.baseUrl}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: who.email, password: who.password }),
+  });
+  expect(r.ok, `${who.email} logs in through the API (${r.status})`);
+  return (await r.json()).access_token;
+}
+
+// More people than a page of the list (20): A registers 21 more, all after Ana in the order of names.
+const MORE = [['Louis', 'Martin'], ['Emma', 'Moreau'], ['Hugo', 'Morel'], ['Chloé', 'Nicolas'], ['Jules', 'Noël'],
+  ['Rose', 'Olivier'], ['Léo', 'Perrin'], ['Zoé', 'Petit'], ['Inès', 'Picard'], ['Paul', 'Renard'], ['Lucie', 'Robin'],
+  ['Tom', 'Roche'], ['Nina', 'Roux'], ['Théo', 'Simon'], ['Alice', 'Schmitt'], ['Jean', 'Texier'], ['Louise', 'Thomas'],
+  ['Marc', 'Vidal'], ['Sarah', 'Vincent'], ['Yann', 'Weber'], ['Lou', 'Zimmer']];
+
+try {
+  await step('la structure suit plus de personnes qu\'une page de la liste', async () => {
+    const t = await apiToken(fx.counselor);
+    for (const [first, last] of MORE) {
+      const r = await fetch(`${fx.baseUrl}/api/v1/people`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t}` },
+        body: JSON.stringify({ structure_id: fx.structures.a.id, first_name: first, last_name: last, birth_date: '1990-02-03', commune_insee: '27229' }),
+      });
+      expect(r.status === 201, `${first} ${last} is registered (${r.status})`);
+    }
+  });
+
+  await step('le conseiller se connecte : la liste des personnes suivies', async () => {
+    await page.goto(`${fx.baseUrl}/`);
+    await logIn(page, fx.counselor, 'Personnes suivies');
+    await page.getByRole('heading', { level: 2, name: fx.structures.a.name }).waitFor();
+    await page.getByRole('link', { name: ana, exact: true }).waitFor();
+    await checkA11y(page, 'liste des personnes suivies');
+    await screenshot(page, 'conseiller-liste');
+  });
+
+  await step('la liste par pages de 20', async () => {
+    const people = page.locator('ul.people > li');
+    expect((await people.count()) === 20, `20 people on the first page (${await people.count()})`);
+    await page.getByText('22 personne(s) suivie(s).').waitFor();
+    await page.getByText('Page 1 sur 2').waitFor();
+    await page.getByRole('button', { name: 'Page suivante' }).click();
+    await page.getByText('Page 2 sur 2').waitFor();
+    expect((await people.count()) === 2, 'the last two on the second page');
+    await page.getByRole('link', { name: 'Lou Zimmer', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Page suivante' }).isDisabled(), 'no page after the last');
+    await page.getByRole('button', { name: 'Page précédente' }).click();
+    await page.getByText('Page 1 sur 2').waitFor();
+  });
+
+  await step('filtrer la liste par nom', async () => {
+    const search = page.getByLabel('Rechercher une personne par son nom ou son prénom').first();
+    await search.fill('zzzz');
+    await page.getByText('Aucune personne ne correspond à cette recherche.').waitFor();
+    expect((await page.getByRole('link', { name: ana, exact: true }).count()) === 0, 'Ana hidden by a name that is not hers');
+    await search.fill('lindqv');
+    await page.getByRole('link', { name: ana, exact: true }).waitFor();
+    await page.getByText(/personne\(s\) sur \d+ pour « lindqv »/).waitFor();
+    await search.fill('ANA');
+    await page.getByRole('link', { name: ana, exact: true }).waitFor();
+    expect((await page.locator('ul.people > li').count()) === 1, 'only Ana for « ANA »');
+    await search.fill('zimmer');
+    await page.getByRole('link', { name: 'Lou Zimmer', exact: true }).waitFor();
+    expect((await page.getByText(/^Page \d sur/).count()) === 0, 'one page of results: no pager');
+    await search.fill('');
+    await page.getByText('Page 1 sur 2').waitFor();
+  });
+
+  await step('le badge du menu montre au moins une notification non lue', async () => {
+    const n = await badgeCount();
+    expect(n >= 1, `at least one unread notification (badge says ${n})`);
+    await page.getByRole('link', { name: /^Notifications, \d+ non lues?$/ }).waitFor();
+    const seen = await page.locator('#nav a.notif-link .count').textContent();
+    expect(seen === `${n} non lue${n > 1 ? 's' : ''}`, `the count is seen (« ${seen} »)`);
+  });
+
+  await step('l\'historique d\'Ana : un graphique par domaine, les chiffres en tableau', async () => {
+    await page.getByRole('link', { name: `Historique des diagnostics ${ofAna}` }).click();
+    await page.getByRole('heading', { level: 1, name: `Historique ${ofAna}` }).waitFor();
+    const charts = page.locator('svg[role="img"]');
+    await charts.first().waitFor();
+    const n = await charts.count();
+    expect(n >= 3, `a chart per rated domain (${n})`);
+    for (let i = 0; i < n; i += 1) {
+      const title = await charts.nth(i).locator('title').textContent();
+      expect(title.includes('diagnostics partagés'), `chart ${i} has a title`);
+      expect((await charts.nth(i).locator('rect').count()) > 0, `chart ${i} has bars`);
+    }
+    const mobility = page.getByRole('table', { name: /^Mobilité : les chiffres du graphique/ });
+    await mobility.waitFor();
+    expect((await mobility.getByRole('row').count()) === 3, 'a header row and a row per shared diagnostic (2)');
+  });
+
+  await step('comparer le premier et le second diagnostic', async () => {
+    const cmp = page.getByRole('form', { name: 'Comparer deux diagnostics' });
+    await cmp.getByLabel('Diagnostic de départ').selectOption(fx.diagnostics.first);
+    await cmp.getByLabel('Diagnostic d\'arrivée').selectOption(fx.diagnostics.second);
+    await cmp.getByRole('button', { name: 'Comparer' }).click();
+    await settled(page, `de=${fx.diagnostics.first}`);
+    await page.getByRole('heading', { level: 2, name: /^Du diagnostic n° 1 .* au diagnostic n° 2/ }).waitFor();
+    const improved = await page.locator('td .evo-improved').count();
+    const worsened = await page.locator('td .evo-worsened').count();
+    expect(improved >= 1, `items improved (${improved})`);
+    expect(worsened === 1, `one item worsened (${worsened})`);
+    await page.getByText('S\'est aggravé').first().waitFor();
+    await page.getByText(/\d amélioré\(s\), \d sans changement, \d aggravé\(s\)\./).first().waitFor();
+    await checkA11y(page, 'historique et comparaison');
+    await screenshot(page, 'conseiller-historique');
+  });
+
+  await step('l\'historique sur un téléphone (390 px)', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole('heading', { level: 1, name: `Historique ${ofAna}` }).waitFor();
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(wide <= 392, `nothing wider than the phone (${wide} px)`);
+    await checkA11y(page, 'historique sur téléphone');
+    await screenshot(page, 'conseiller-historique-telephone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await step('le diagnostic : une note sans cotation est signalée, puis enregistrée', async () => {
+    await page.goto(`${fx.baseUrl}/#/diagnostics/${fx.diagnostics.draft}`);
+    await page.getByRole('heading', { level: 1, name: 'Diagnostic' }).waitFor();
+    await page.getByRole('link', { name: 'Plan d\'action de ce diagnostic' }).waitFor();
+    const note = page.getByLabel(/^Note du conseiller/).first();
+    const rating = page.getByLabel(/^Cotation du conseiller/).first();
+    await rating.selectOption('');
+    await note.fill('Permis en cours, code obtenu en 2019.');
+    await page.getByRole('button', { name: 'Enregistrer les cotations' }).click();
+    await page.locator('td[data-slot="level"] .error').filter({ hasText: 'Choisissez une cotation' }).first().waitFor();
+    expect((await note.inputValue()) === 'Permis en cours, code obtenu en 2019.', 'the note typed is kept');
+    await rating.selectOption('frein');
+    await page.getByRole('button', { name: 'Enregistrer les cotations' }).click();
+    await told(page, 'cotation(s) enregistrée(s)');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Diagnostic' }).waitFor();
+    expect((await page.getByLabel(/^Note du conseiller/).first().inputValue()) === 'Permis en cours, code obtenu en 2019.', 'the note is saved');
+    await checkA11y(page, 'diagnostic avec notes');
+    await screenshot(page, 'conseiller-diagnostic-notes');
+  });
+
+  await step('le plan d\'action : un objectif sans titre est signalé, rien de perdu', async () => {
+    await page.goto(`${fx.baseUrl}/#/diagnostics/${fx.diagnostics.second}/plan`);
+    await page.getByRole('heading', { level: 1, name: 'Plan d\'action' }).waitFor();
+    const f = page.getByRole('form', { name: 'Fixer un objectif' });
+    await f.getByLabel('Domaine').selectOption({ label: 'Mobilité' });
+    await f.getByLabel('Échéance').fill('2099-06-30');
+    await f.getByRole('button', { name: 'Fixer l\'objectif' }).click();
+    await f.locator('[data-field="title"] .error').filter({ hasText: 'Écrivez l\'objectif' }).waitFor();
+    expect((await f.getByLabel(/^Objectif/).getAttribute('aria-invalid')) === 'true', 'the title is marked invalid');
+    expect((await f.getByLabel('Échéance').inputValue()) === '2099-06-30', 'the target date is kept');
+    expect((await f.getByLabel('Domaine').inputValue()) === 'mobilite', 'the domain is kept');
+    await checkA11y(page, 'plan avec erreur');
+  });
+
+  await step('fixer l\'objectif, ajouter une action, la marquer faite', async () => {
+    const f = page.getByRole('form', { name: 'Fixer un objectif' });
+    await f.getByLabel(/^Objectif/).fill('Obtenir le permis B');
+    await f.getByRole('button', { name: 'Fixer l\'objectif' }).click();
+    await told(page, 'L\'objectif « Obtenir le permis B » est fixé');
+    const objective = page.getByRole('article', { name: 'Obtenir le permis B' });
+    await objective.getByText('échéance le 30/06/2099').waitFor();
+    await objective.getByText('Aucune action pour l\'instant.').waitFor();
+
+    const add = page.getByRole('form', { name: 'Ajouter une action à « Obtenir le permis B »' });
+    await add.getByRole('button', { name: 'Ajouter l\'action' }).click();
+    await add.locator('[data-field="title"] .error').filter({ hasText: 'Écrivez un titre' }).waitFor();
+    await add.getByLabel(/^Nouvelle action/).fill('S\'inscrire à l\'auto-école solidaire');
+    await add.getByLabel('Date prévue').fill('2099-01-15');
+    await add.getByRole('button', { name: 'Ajouter l\'action' }).click();
+    await told(page, 'est ajoutée');
+    const action = objective.getByRole('listitem').filter({ hasText: 'S\'inscrire à l\'auto-école solidaire' });
+    await action.getByText('prévue le 15/01/2099').waitFor();
+
+    await action.getByRole('button', { name: 'Marquer comme faite : S\'inscrire à l\'auto-école solidaire' }).click();
+    await told(page, 'est faite');
+    const done = page.getByRole('article', { name: 'Obtenir le permis B' }).getByRole('listitem').filter({ hasText: 'S\'inscrire à l\'auto-école solidaire' });
+    await done.getByText('Faite', { exact: true }).waitFor();
+    await done.getByText(/faite le \d{2}\/\d{2}\/\d{4}/).waitFor();
+    expect((await done.getByRole('button').count()) === 0, 'a done action has no more buttons');
+    await checkA11y(page, 'plan d\'action');
+    await screenshot(page, 'conseiller-plan');
+  });
+
+  await step('les notifications : la liste, chacune menant à son contenu', async () => {
+    expect((await badgeCount()) >= 1, 'still unread');
+    await page.locator('#nav a.notif-link').click();
+    await page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
+    const link = page.locator(`a[href="#/communaute/questions/${fx.community.question}"]`).first();
+    await link.waitFor();
+    expect((await link.textContent()).includes('Financer le permis'), 'the notification names its question');
+    await page.locator('li.notification.unread').filter({ hasText: 'Non lue' }).first().waitFor();
+    await checkA11y(page, 'notifications');
+    await screenshot(page, 'conseiller-notifications');
+  });
+
+  await step('tout marquer comme lu : le badge revient à zéro', async () => {
+    await page.getByRole('button', { name: 'Tout marquer comme lu' }).click();
+    await told(page, 'Toutes les notifications sont marquées comme lues');
+    await page.getByText('Aucune notification non lue.').waitFor();
+    await badgeCount(0);
+    await page.getByRole('link', { name: 'Notifications', exact: true }).waitFor();
+    expect((await page.locator('#nav a.notif-link .count').count()) === 0, 'no count in the menu');
+    expect((await page.locator('li.notification.unread').count()) === 0, 'nothing unread in the list');
+    expect((await page.locator('li.notification.read').count()) >= 1, 'the notification is listed as read');
+  });
+
+  await step('les préférences de notification', async () => {
+    const f = page.getByRole('form', { name: 'Préférences de notification' });
+    await f.getByLabel('Nouvelle fiche solution').selectOption('daily_digest');
+    await f.getByLabel('Mobilité', { exact: true }).check();
+    await f.getByRole('button', { name: 'Enregistrer mes préférences' }).click();
+    await told(page, 'Vos préférences sont enregistrées');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
+    const again = page.getByRole('form', { name: 'Préférences de notification' });
+    expect((await again.getByLabel('Nouvelle fiche solution').inputValue()) === 'daily_digest', 'the frequency is kept');
+    expect(await again.getByLabel('Mobilité', { exact: true }).isChecked(), 'the followed domain is kept');
+  });
+
+  await step('une nouvelle réponse arrive : le badge se met à jour sans recharger', async () => {
+    await badgeCount(0);
+    // The counselor of C answers again, through the API.
+    const t = await apiToken(fx.counselorC);
+    const answer = await fetch(`${fx.baseUrl}/api/v1/community/questions/${fx.community.question}/answers`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t}` },
+      body: JSON.stringify({ body: 'Pensez aussi à l\'aide de Pôle emploi pour le permis, cumulable avec celle du Département.' }),
+    });
+    expect(answer.status === 201, `the answer is published (${answer.status})`);
+    await badgeCount(1);
+    await page.getByRole('link', { name: 'Notifications, 1 non lue' }).waitFor();
+    await logOut(page);
+  });
+  console.log('counselor: ok');
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,237 @@
+// The person's space, in headless Chromium (run by tests/tests/system/web.rs,
+// `web::person_space_in_the_browser`): Ana reads her diagnostic in plain words and what
+// changed, gives her own view on a draft (a bad input first), gives a consent for three
+// domains then withdraws ONE (the others stay, after a reload too), downloads a signed
+// receipt and her data, reads her referrals and who accessed her file; on a phone too.
+import { readFileSync } from 'node:fs';
+import { checkA11y, expect, fixtures, launch, logIn, screenshot, step, told } from './lib.mjs';
+
+const fx = fixtures();
+const { browser, page } = await launch();
+
+/** The file a click downloads, parsed as JSON. */
+async function downloaded(click) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), click()]);
+  const path = await dl.path();
+  return { name: dl.suggestedFilename(), json: JSON.parse(readFileSync(path, 'utf8')) };
+}
+
+/** An API read with the page's session (to check what the server holds). */
+async function api(path) {
+  return page.evaluate(async (p) => {
+    const r = await fetch(`/api/v1${p}`, { headers: { authorization: `Bearer ${sessionStorage.getItem('eva.token')}` } });
+    return r.json();
+  }, path);
+}
+
+async function goHome() {
+  await page.getByRole('link', { name: 'Revenir à mon espace' }).first().click();
+  await page.getByRole('heading', { level: 1, name: 'Mon espace' }).waitFor();
+}
+
+try {
+  const c = fx.structures.c.name;
+  let labels = {};
+
+  await step('la personne se connecte et arrive dans son espace', async () => {
+    await page.goto(`${fx.baseUrl}/`);
+    await logIn(page, fx.person, 'Mon espace');
+    for (const name of ['Mon diagnostic', 'Mes consentements', 'Mes orientations', 'Qui a consulté mon dossier']) {
+      await page.getByRole('link', { name, exact: true }).waitFor();
+    }
+    const ref = await api('/referentiel');
+    labels = Object.fromEntries(ref.domains.map((d) => [d.id, d.label_fr]));
+    await checkA11y(page, 'mon espace');
+    await screenshot(page, 'personne-accueil');
+  });
+
+  await step('mon diagnostic en mots simples, et ce qui a changé', async () => {
+    await page.getByRole('link', { name: 'Mon diagnostic', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mon diagnostic' }).waitFor();
+    await page.getByRole('heading', { level: 2, name: /^Ce qui a changé depuis le/ }).waitFor();
+    // The second diagnostic: some items improved, one worsened.
+    const better = page.getByRole('heading', { level: 3, name: 'Ce qui va mieux' });
+    const worse = page.getByRole('heading', { level: 3, name: 'Ce qui est plus difficile' });
+    await better.waitFor();
+    await worse.waitFor();
+    const worseText = await page.locator('.change.worsened').textContent();
+    expect(/c'était .*, c'est maintenant .*difficulté/.test(worseText), `a sentence says what worsened: ${worseText}`);
+    expect((await page.getByRole('heading', { level: 4, name: /Ce qui vous freine/ }).count()) > 0, 'a domain says what holds back');
+    expect((await page.getByRole('heading', { level: 4, name: /Ce qui vous aide/ }).count()) > 0, 'a domain says what helps');
+    const history = page.locator('.history li');
+    expect((await history.count()) === 2, 'two shared diagnostics in the history');
+    await checkA11y(page, 'mon diagnostic');
+    await screenshot(page, 'personne-diagnostic');
+    // The first one, on its own: nothing to compare it with.
+    await history.getByRole('link').first().click();
+    await page.getByRole('heading', { level: 1, name: /^Mon diagnostic du / }).waitFor();
+    expect((await page.getByRole('heading', { name: /^Ce qui a changé/ }).count()) === 0, 'the first has no previous');
+    await goHome();
+  });
+
+  await step('mon avis sur le brouillon : une remarque sans réponse est signalée, rien de perdu', async () => {
+    await page.getByRole('link', { name: 'Donner mon avis sur ma situation' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mon avis sur ma situation' }).waitFor();
+    expect(page.url().includes(fx.diagnostics.draft), 'the draft of the fixtures');
+    const note = page.locator('[data-field="note-0"] textarea');
+    await page.getByText('Ajouter une remarque').first().click();
+    await note.fill('Je fais du covoiturage avec ma sœur.');
+    await page.getByRole('button', { name: 'Enregistrer mon avis' }).click();
+    await page.locator('[data-field="level-0"] .error').filter({ hasText: 'Choisissez d\'abord une réponse' }).waitFor();
+    expect((await page.locator('[data-field="level-0"] select').getAttribute('aria-invalid')) === 'true', 'the answer is marked invalid');
+    expect((await note.inputValue()) === 'Je fais du covoiturage avec ma sœur.', 'the note is kept');
+    await checkA11y(page, 'mon avis avec erreur');
+    await screenshot(page, 'personne-mon-avis-erreur');
+  });
+
+  await step('mon avis est enregistré, et retrouvé après rechargement', async () => {
+    await page.locator('[data-field="level-0"] select').selectOption('point_d_appui');
+    await page.locator('[data-field="level-1"] select').selectOption('frein');
+    await page.getByRole('button', { name: 'Enregistrer mon avis' }).click();
+    await told(page, 'votre avis est enregistré (2 réponse(s))');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Mon avis sur ma situation' }).waitFor();
+    expect((await page.locator('[data-field="level-0"] select').inputValue()) === 'point_d_appui', 'the answer is saved');
+    expect((await page.locator('[data-field="note-0"] textarea').inputValue()) === 'Je fais du covoiturage avec ma sœur.', 'the note is saved');
+    const d = await api(`/diagnostics/${fx.diagnostics.draft}`);
+    const rated = d.domains.flatMap((x) => x.items || []).filter((i) => i.person_level);
+    expect(rated.length === 2, `two items rated by the person on the server, got ${rated.length}`);
+    await checkA11y(page, 'mon avis');
+    await screenshot(page, 'personne-mon-avis');
+    await goHome();
+  });
+
+  await step('donner mon accord : une erreur à côté du champ, puis trois domaines à une structure', async () => {
+    await page.getByRole('link', { name: 'Mes consentements', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes consentements' }).waitFor();
+    const grant = page.getByRole('form', { name: 'Donner mon accord à une structure' });
+    await grant.getByLabel('Structure à qui je donne mon accord').selectOption({ label: c });
+    await grant.getByRole('button', { name: 'Donner mon accord' }).click();
+    await grant.locator('[data-field="domains"] .error').filter({ hasText: 'Cochez au moins une partie' }).waitFor();
+    expect((await grant.getByLabel('Structure à qui je donne mon accord').inputValue()) === fx.structures.c.id, 'the structure chosen is kept');
+    for (const d of ['numerique', 'famille', 'logement-hebergement']) {
+      await grant.getByLabel(labels[d], { exact: true }).check();
+    }
+    await grant.getByRole('button', { name: 'Donner mon accord' }).click();
+    await told(page, `Votre accord à ${c} est enregistré`);
+    const card = page.getByRole('article', { name: c });
+    expect((await card.getByRole('button', { name: /^Retirer l'accord pour/ }).count()) === 3, 'three domains for C');
+    await checkA11y(page, 'mes consentements');
+    await screenshot(page, 'personne-consentements');
+  });
+
+  await step('retirer UN domaine : les autres restent, même après rechargement', async () => {
+    const card = page.getByRole('article', { name: c });
+    const before = (await api(`/people/${fx.person.id}/consents?status=active`)).items.filter((k) => k.grantee_structure_id === fx.structures.c.id);
+    expect(before.length === 1 && before[0].domains.length === 3, 'one consent to C with three domains');
+    await card.getByRole('button', { name: `Retirer l'accord pour « ${labels.famille} » à ${c}` }).click();
+    await told(page, `${c} ne voit plus le domaine « ${labels.famille} »`);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Mes consentements' }).waitFor();
+    const after = page.getByRole('article', { name: c });
+    await after.getByRole('button', { name: `Retirer l'accord pour « ${labels.numerique} » à ${c}` }).waitFor();
+    await after.getByRole('button', { name: `Retirer l'accord pour « ${labels['logement-hebergement']} » à ${c}` }).waitFor();
+    expect((await after.getByRole('button', { name: `Retirer l'accord pour « ${labels.famille} » à ${c}` }).count()) === 0, 'famille is gone');
+    // On the server: the consent was withdrawn and ONE consent keeps the two others.
+    const now = (await api(`/people/${fx.person.id}/consents?status=active`)).items.filter((k) => k.grantee_structure_id === fx.structures.c.id);
+    expect(now.length === 1 && now[0].id !== before[0].id, 'one new active consent to C');
+    expect(JSON.stringify([...now[0].domains].sort()) === JSON.stringify(['logement-hebergement', 'numerique']), `its domains: ${now[0].domains}`);
+    const old = await api(`/consents/${before[0].id}`);
+    expect(old.status === 'withdrawn', 'the first consent is withdrawn');
+    // Structure A still has its own domains.
+    expect((await page.getByRole('article', { name: fx.structures.a.name }).getByRole('button', { name: /^Retirer l'accord pour/ }).count()) > 5, 'A keeps its domains');
+  });
+
+  await step('télécharger le reçu signé', async () => {
+    const card = page.getByRole('article', { name: c });
+    await card.getByText(/^Mes reçus signés/).click();
+    const { name, json } = await downloaded(() => card.getByRole('button', { name: /^Télécharger le reçu/ }).first().click());
+    expect(name.startsWith('recu-consentement-'), `file name ${name}`);
+    expect(typeof json.signature === 'string' && json.signature.includes('..'), 'a detached signature');
+    const ids = json.receipt.pii_categories.map((x) => x.id).sort();
+    expect(JSON.stringify(ids) === JSON.stringify(['logement-hebergement', 'numerique']), `the receipt's domains: ${ids}`);
+    expect(typeof json.receipt.replaces_consent_id === 'string', 'the receipt says which consent it replaces');
+    await told(page, 'Le reçu est téléchargé');
+  });
+
+  await step('retirer tout mon accord à une structure', async () => {
+    const card = page.getByRole('article', { name: c });
+    await card.getByRole('button', { name: `Retirer tout mon accord à ${c}` }).click();
+    // Asked once more; « Non » keeps everything.
+    await card.getByRole('button', { name: 'Non, garder mon accord' }).click();
+    await card.getByRole('button', { name: `Retirer tout mon accord à ${c}` }).click();
+    await card.getByRole('button', { name: `Oui, retirer tout mon accord à ${c}` }).click();
+    await told(page, `Votre accord à ${c} est retiré`);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Mes consentements' }).waitFor();
+    await page.getByRole('article', { name: fx.structures.a.name }).waitFor();
+    expect((await page.getByRole('article', { name: c }).count()) === 0, `${c} no longer sees anything`);
+    const left = (await api(`/people/${fx.person.id}/consents?status=active`)).items.filter((k) => k.grantee_structure_id === fx.structures.c.id);
+    expect(left.length === 0, 'no active consent to C on the server');
+    await goHome();
+  });
+
+  await step('télécharger toutes mes données', async () => {
+    const { name, json } = await downloaded(() => page.getByRole('button', { name: 'Télécharger toutes mes données' }).click());
+    expect(name === `eva-export-${fx.person.id}.json`, `file name ${name}`);
+    const text = JSON.stringify(json);
+    expect(text.includes(fx.person.id), 'the export is about Ana');
+    expect(text.includes(fx.person.last_name), 'the export holds her name');
+    expect(text.includes(fx.diagnostics.draft), 'the export holds her diagnostics');
+    await told(page, 'Vos données sont téléchargées');
+  });
+
+  await step('mes orientations et leurs étapes', async () => {
+    await page.getByRole('link', { name: 'Mes orientations', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes orientations' }).waitFor();
+    const r = page.getByRole('article', { name: `Vers ${fx.structures.b.name}` });
+    await r.getByText('Envoyée, en attente de réponse').first().waitFor();
+    expect((await r.locator('.timeline li').count()) >= 1, 'at least one step');
+    await checkA11y(page, 'mes orientations');
+    await screenshot(page, 'personne-orientations');
+    await goHome();
+  });
+
+  await step('qui a consulté mon dossier, avec « voir plus »', async () => {
+    await page.getByRole('link', { name: 'Qui a consulté mon dossier', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Qui a consulté mon dossier' }).waitFor();
+    const log = page.getByRole('table', { name: /accès à votre dossier/ });
+    const rows = log.locator('tbody tr');
+    // Her own actions hidden first: A's reads of her file show.
+    expect((await log.getByRole('cell', { name: new RegExp(fx.structures.a.name) }).count()) > 0, 'A\'s reads are listed');
+    expect((await log.getByRole('cell', { name: 'Vous', exact: true }).count()) === 0, 'her own actions hidden');
+    const others = await rows.count();
+    await checkA11y(page, 'journal des accès');
+    await screenshot(page, 'personne-journal');
+    await page.getByLabel('Ne pas afficher mes propres actions').uncheck();
+    await log.getByRole('cell', { name: 'Vous', exact: true }).first().waitFor();
+    const first = await rows.count();
+    expect(first > others, `her own actions shown too (${first} > ${others})`);
+    // Each consent listed is a read of the file: well over 50 by now, by pages of 50.
+    const total = (await api(`/people/${fx.person.id}/access-log?page_size=500`)).items.length;
+    expect(total > 50, `more than one page of accesses (${total})`);
+    const more = page.getByRole('button', { name: 'Voir plus' });
+    await more.click();
+    await page.waitForFunction((n) => document.querySelectorAll('table.access-log tbody tr').length > n, first);
+    await checkA11y(page, 'journal des accès, tout affiché');
+  });
+
+  await step('sur un téléphone (390 px)', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [href, h1, name] of [
+      ['#/mon-espace', 'Mon espace', 'personne-telephone-accueil'],
+      ['#/mon-espace/consentements', 'Mes consentements', 'personne-telephone-consentements'],
+      ['#/mon-espace/diagnostic', 'Mon diagnostic', 'personne-telephone-diagnostic'],
+    ]) {
+      await page.goto(`${fx.baseUrl}/${href}`);
+      await page.getByRole('heading', { level: 1, name: h1 }).waitFor();
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      expect(wide <= 390, `${h1}: nothing wider than the phone (${wide} px)`);
+      await checkA11y(page, `${h1} sur téléphone`);
+      await screenshot(page, name);
+    }
+  });
+  console.log('person: ok');
+} finally {
+  await browser.close();
+}
