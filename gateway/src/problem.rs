@@ -98,10 +98,12 @@ impl From<tonic::Status> for Problem {
         // as CANCELLED "Timeout expired": a service that did not answer in time.
         let timed_out =
             s.code() == Code::Cancelled && s.message() == tonic::TimeoutExpired(()).to_string();
-        let code = if timed_out {
-            Code::DeadlineExceeded
-        } else {
-            s.code()
+        // Any other CANCELLED is the connection to the service dropping under the
+        // call (the service died or restarted): unavailable, come back shortly.
+        let code = match s.code() {
+            Code::Cancelled if timed_out => Code::DeadlineExceeded,
+            Code::Cancelled => Code::Unavailable,
+            other => other,
         };
         let (status, slug, title) = match code {
             Code::InvalidArgument | Code::OutOfRange => (
@@ -217,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn the_channel_deadline_is_a_504_and_other_cancellations_stay_502() {
+    fn the_channel_deadline_is_a_504_and_a_dropped_connection_a_503() {
         let timeout = tonic::Status::cancelled(tonic::TimeoutExpired(()).to_string());
         let p = Problem::from(timeout);
         assert_eq!(
@@ -225,6 +227,11 @@ mod tests {
             (504, "urn:eva:problem:timeout")
         );
         assert_eq!(p.retry_after, None);
-        assert_eq!(Problem::from(tonic::Status::cancelled("gone")).status, 502);
+        // Seen when identity was killed under a write: hyper's « operation was canceled ».
+        let dropped = Problem::from(tonic::Status::cancelled("operation was canceled"));
+        assert_eq!(
+            (dropped.status, dropped.retry_after),
+            (503, Some(UNAVAILABLE_RETRY_AFTER_SECS))
+        );
     }
 }

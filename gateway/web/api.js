@@ -87,6 +87,19 @@ export const patch = (p, b) => api('PATCH', p, b);
 export const put = (p, b) => api('PUT', p, b);
 export const del = (p) => api('DELETE', p);
 
+/** Every item of a paged list (`items`, `next_page_token`), up to `max` items. */
+export async function getAll(path, { max = 500, pageSize = 100 } = {}) {
+  const out = [];
+  let next = '';
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await get(`${path}${sep}page_size=${pageSize}${next ? `&page_token=${encodeURIComponent(next)}` : ''}`);
+    out.push(...page.items);
+    next = page.next_page_token || '';
+  } while (next && out.length < max);
+  return out;
+}
+
 /**
  * Downloads what `path` answers as a file (the bearer token can't ride on a plain
  * link): the name from Content-Disposition, else `fallback`.

@@ -1,12 +1,11 @@
 // The counselor: caseload, a new person, the person's file (consents,
 // diagnostics, referral) and the diagnostic editor with both ratings side by side.
-import { get, getReferentiel, getStructures, levelLabel, domainLabel, patch, post } from './api.js';
+import { get, getAll, getReferentiel, getStructures, levelLabel, domainLabel, patch, post } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
 import * as history from './history.js';
 import * as plan from './plan.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
-const show = (title, ...children) => render(title, ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 /** « de Bruno », « d'Ana » : the French elision before a vowel. */
 const of = (name) => (/^[aeiouyàâäéèêëîïôöûüù]/i.test(name) ? `d'${name}` : `de ${name}`);
 
@@ -30,16 +29,7 @@ function plain(s) {
 
 /** Every person the structure follows (pages of 500, at most 5 000). */
 async function followed(structureId) {
-  const out = [];
-  let token = '';
-  for (let i = 0; i < 10; i += 1) {
-    const q = new URLSearchParams({ structure_id: structureId, page_size: '500' });
-    if (token) q.set('page_token', token);
-    const r = await get(`/people?${q}`);
-    out.push(...r.items);
-    token = r.next_page_token || '';
-    if (!token) break;
-  }
+  const out = await getAll(`/people?structure_id=${encodeURIComponent(structureId)}`, { max: 5000, pageSize: 500 });
   return out.sort((a, b) => plain(`${a.last_name} ${a.first_name}`).localeCompare(plain(`${b.last_name} ${b.first_name}`)));
 }
 
@@ -87,7 +77,7 @@ function peopleList(s, people) {
 export async function caseload(me) {
   const mine = myStructures(me);
   const lists = await Promise.all(mine.map(async (s) => [s, await followed(s.id)]));
-  show('Personnes suivies',
+  render('Personnes suivies',
     h('p', {}, h('a', { href: '#/personnes/nouvelle', class: 'button' }, 'Inscrire une personne')),
     mine.length ? null : h('p', {}, 'Votre compte n\'est conseiller d\'aucune structure.'),
     lists.map(([s, people]) => peopleList(s, people)));
@@ -108,7 +98,7 @@ export async function newPerson(me) {
   const commune = field('Code INSEE de la commune', 'commune_insee', { required: true, help: 'Cinq caractères, par exemple 69123 pour Lyon.' });
   const email = field('Adresse e-mail de la personne', 'email', { type: 'email', help: 'Facultatif.' });
   const phone = field('Téléphone', 'phone', { type: 'tel', help: 'Facultatif.' });
-  show('Inscrire une personne',
+  render('Inscrire une personne',
     form('Inscrire une personne', [structure.wrap, first.wrap, last.wrap, birth.wrap, commune.wrap, email.wrap, phone.wrap], 'Inscrire la personne', async (f) => {
       const v = values(f);
       const body = { structure_id: v.structure_id, first_name: v.first_name, last_name: v.last_name, birth_date: v.birth_date, commune_insee: v.commune_insee };
@@ -196,7 +186,7 @@ export async function personPage(me, id) {
   const diagLine = (d) => h('li', {},
     h('a', { href: `#/diagnostics/${d.id}` }, `Diagnostic du ${fmtDate(d.created_at)}`), ` — ${STATUS[d.status] || d.status}`,
     d.status === 'remplace' ? null : [' · ', h('a', { href: `#/diagnostics/${d.id}/plan`, 'aria-label': `Plan d'action du diagnostic du ${fmtDate(d.created_at)}` }, 'Plan d\'action')]);
-  show(`${p.first_name} ${p.last_name}`,
+  render(`${p.first_name} ${p.last_name}`,
     h('p', {}, `Née ou né le ${fmtDay(p.birth_date)} · commune ${p.commune_insee}`, p.email ? ` · ${p.email}` : ''),
     h('ul', { class: 'actions' },
       h('li', {}, h('a', { href: `#/personnes/${id}/historique`, class: 'button' }, 'Historique et comparaison')),
@@ -278,7 +268,7 @@ export async function diagnosticPage(me, id) {
     ' · ', h('a', { href: `#/personnes/${d.person_id}/historique` }, 'Historique et comparaison'));
   const intro = h('p', {}, `Statut : ${STATUS[d.status] || d.status} · référentiel ${d.referentiel_version}. `,
     'Les deux regards sont côte à côte : l\'auto-évaluation de la personne et votre cotation, avec votre note.');
-  if (!draft) return show('Diagnostic', back, intro, sections);
+  if (!draft) return render('Diagnostic', back, intro, sections);
   const save = form('Cotations du diagnostic', sections, 'Enregistrer les cotations', async (f) => {
     const ratings = [];
     let missing = false;
@@ -313,7 +303,7 @@ export async function diagnosticPage(me, id) {
       notice(e.message, 'error');
     }
   } }, 'Partager le diagnostic');
-  show('Diagnostic', back, intro, save, h('p', {}, 'Une fois les cotations enregistrées, partagez le diagnostic : il ne pourra plus être modifié.'), share);
+  render('Diagnostic', back, intro, save, h('p', {}, 'Une fois les cotations enregistrées, partagez le diagnostic : il ne pourra plus être modifié.'), share);
 }
 
 /**

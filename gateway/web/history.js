@@ -5,7 +5,6 @@ import { domainLabel, get, getReferentiel, levelLabel } from './api.js';
 import { field, form, h, render, values } from './dom.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
-const show = (title, ...children) => render(title, ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 /** « de Bruno », « d'Ana » : the French elision before a vowel. */
 const of = (name) => (/^[aeiouyàâäéèêëîïôöûüù]/i.test(name) ? `d'${name}` : `de ${name}`);
 
@@ -148,7 +147,7 @@ export async function route(me, personId, params = new URLSearchParams()) {
   const back = h('p', {}, h('a', { href: `#/personnes/${personId}` }, `Revenir au dossier ${of(name)}`));
   const title = `Historique ${of(name)}`;
   if (!summaries.length) {
-    return show(title, back, h('p', {}, 'Aucun diagnostic partagé pour l\'instant : l\'historique commence au premier diagnostic partagé.'));
+    return render(title, back, h('p', {}, 'Aucun diagnostic partagé pour l\'instant : l\'historique commence au premier diagnostic partagé.'));
   }
   // The last twelve in the charts; all of them in the comparison's choices.
   const recent = summaries.slice(-12);
@@ -185,7 +184,7 @@ export async function route(me, personId, params = new URLSearchParams()) {
     })
     : h('p', {}, 'Un seul diagnostic partagé : la comparaison sera possible au suivant.');
 
-  show(title, back,
+  render(title, back,
     h('p', {}, `${summaries.length} diagnostic(s) partagé(s), du ${day(summaries[0].shared_at)} au ${day(last.shared_at)}. `,
       'Les graphiques montrent, domaine par domaine, combien d\'items la cotation du conseiller classe en freins et en points d\'appui à chaque diagnostic.'),
     h('section', { 'aria-labelledby': 'h-evol' },

@@ -6,7 +6,6 @@ import { get, getReferentiel, patch, post, token } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
-const show = (title, ...children) => render(title, ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 
 const KINDS = {
   reply: ['Réponse à une question que vous suivez', 'Une collègue ou un collègue a répondu à une question que vous avez posée ou que vous suivez.'],
@@ -157,7 +156,7 @@ async function markRead(body) {
 }
 
 export async function route(me, parts, params) {
-  if (!concerned(me)) return show('Notifications', h('p', {}, 'Les notifications concernent les conseillers et les responsables de structure.'));
+  if (!concerned(me)) return render('Notifications', h('p', {}, 'Les notifications concernent les conseillers et les responsables de structure.'));
   const onlyUnread = params?.get('non-lues') === '1';
   const [page, prefs, ref] = await Promise.all([
     get(`/notifications?page_size=100${onlyUnread ? '&unread_only=true' : ''}`),
@@ -216,7 +215,7 @@ export async function route(me, parts, params) {
     notice('Vos préférences sont enregistrées.');
   });
 
-  show('Notifications',
+  render('Notifications',
     h('p', {}, page.unread_count
       ? `${page.unread_count} notification${page.unread_count > 1 ? 's' : ''} non lue${page.unread_count > 1 ? 's' : ''}.`
       : 'Aucune notification non lue.'),

@@ -1,7 +1,7 @@
 // The person's own space (`#/mon-espace/…`), in plain words and for a phone first:
 // my diagnostic and what changed, my own view on a draft, my consents (give, withdraw
 // one domain or everything, signed receipts), my referrals, who read my file, my data.
-import { ApiError, download, get, getReferentiel, getStructures, domainLabel, levelLabel, post } from './api.js';
+import { ApiError, download, get, getAll, getReferentiel, getStructures, domainLabel, levelLabel, post } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
 
 const HOME = '#/mon-espace';
@@ -81,19 +81,6 @@ function button(label, cls, fn, short) {
   b.textContent = short || label;
   b.addEventListener('click', act(b, fn));
   return b;
-}
-
-/** Every page of a list (`items`, `next_page_token`), up to `max` items. */
-async function all(path, max = 500) {
-  const out = [];
-  let token = '';
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await get(`${path}${sep}page_size=100${token ? `&page_token=${encodeURIComponent(token)}` : ''}`);
-    out.push(...page.items);
-    token = page.next_page_token || '';
-  } while (token && out.length < max);
-  return out;
 }
 
 // ---------------------------------------------------------------- home
@@ -305,7 +292,7 @@ function confirmAll(name, fn) {
 async function consents(me) {
   const c = await context();
   const id = me.person_id;
-  const active = (await all(`/people/${id}/consents?status=active`)).filter((x) => x.status === 'active');
+  const active = (await getAll(`/people/${id}/consents?status=active`)).filter((x) => x.status === 'active');
   const byStructure = new Map();
   for (const k of active) {
     if (!byStructure.has(k.grantee_structure_id)) byStructure.set(k.grantee_structure_id, []);
@@ -318,7 +305,7 @@ async function consents(me) {
     // One call per consent: the server withdraws this domain only, atomically.
     for (const k of covering) await post(`/consents/${k.id}/withdraw`, { domains: [domain] });
     // A page out of date (another tab changed the consents) may have missed one: check.
-    const still = (await all(`/people/${id}/consents?status=active`))
+    const still = (await getAll(`/people/${id}/consents?status=active`))
       .some((k) => k.status === 'active' && k.grantee_structure_id === sid && k.domains.includes(domain));
     await again();
     if (still) notice(`Votre page n'était plus à jour : ${c.nameOf(sid)} voit encore « ${domainLabel(c.ref, domain)} ». Cliquez de nouveau sur « Retirer ».`, 'warn');
@@ -395,7 +382,7 @@ async function consents(me) {
 
 async function referrals(me) {
   const c = await context();
-  const list = await all(`/referrals?person_id=${me.person_id}`, 200);
+  const list = await getAll(`/referrals?person_id=${me.person_id}`, { max: 200 });
   const steps = await Promise.all(list.map((r) => get(`/referrals/${r.id}/transitions?page_size=100`).then((p) => p.items).catch(() => [])));
   render('Mes orientations', back(),
     h('p', { class: 'lead' }, 'Quand votre conseiller vous oriente vers une autre structure, vous suivez ici où en est la demande.'),

@@ -4,7 +4,6 @@ import { domainLabel, get, getReferentiel, patch, post } from './api.js';
 import { field, fmtDate, form, h, notice, render, values } from './dom.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
-const show = (title, ...children) => render(title, ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 /** « de Bruno », « d'Ana » : the French elision before a vowel. */
 const of = (name) => (/^[aeiouyàâäéèêëîïôöûüù]/i.test(name) ? `d'${name}` : `de ${name}`);
 
@@ -191,7 +190,7 @@ export async function route(me, id, params, focus) {
     await again(`L'objectif « ${o.title} » est fixé.`, `obj-${o.id}`);
   });
 
-  show('Plan d\'action',
+  render('Plan d\'action',
     h('p', { class: 'links' },
       h('a', { href: `#/personnes/${d.person_id}` }, `Revenir au dossier ${of(name)}`), ' · ',
       h('a', { href: `#/diagnostics/${id}` }, 'Voir le diagnostic'), ' · ',

@@ -1,5 +1,5 @@
 //! The gateway's rate limits (a token bucket per client address and one per
-//! `Authorization` value: 429 with `Retry-After`, probes exempt) and its CORS
+//! `Authorization` value: 429 with `Retry-After`, probes and the web client's files exempt) and its CORS
 //! headers (none by default; the configured origins only).
 
 use std::time::Duration;
@@ -154,7 +154,7 @@ async fn an_address_flood_is_limited_probes_never_and_cors_holds() -> Result<()>
     let limited = loop {
         let r = sb
             .http
-            .get(sb.url("/"))
+            .get(sb.url("/api/v1/openapi.json"))
             .header("origin", ALLOWED)
             .send()
             .await?;
@@ -176,10 +176,15 @@ async fn an_address_flood_is_limited_probes_never_and_cors_holds() -> Result<()>
         .send()
         .await?;
     too_many(r, "per IP address").await?;
-    // The probes are never limited.
+    // The probes and the web client's files are never limited.
     for _ in 0..30 {
         assert_eq!(sb.http.get(sb.url("/healthz")).send().await?.status(), 200);
         assert_eq!(sb.http.get(sb.url("/readyz")).send().await?.status(), 200);
+        assert_eq!(sb.http.get(sb.url("/")).send().await?.status(), 200);
+        assert_eq!(
+            sb.http.get(sb.url("/web/app.js")).send().await?.status(),
+            200
+        );
     }
     sb.stop().await
 }
