@@ -1,5 +1,7 @@
 //! `/people/{id}/diagnostics`, `/diagnostics/{id}` (+ `/share`,
-//! `/self-rating`) and `/diagnostics/compare`: a person's diagnostics. Each
+//! `/self-rating`) and `/diagnostics/compare`: a person's diagnostics;
+//! `/structures/{id}/latest-diagnostics`: the latest one of each person of a
+//! caseload page, metadata only. Each
 //! domain carries `"access": "visible"` or `"withheld"` (nothing inside);
 //! levels, statuses and evolutions are codes.
 
@@ -26,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(fetch, rate))
         .routes(routes!(self_rate))
         .routes(routes!(share))
+        .routes(routes!(latest))
 }
 
 const TAG: &str = "Diagnostics";
@@ -81,6 +84,42 @@ pub struct SummaryJson {
     pub created_at: Option<String>,
     pub shared_at: Option<String>,
     pub superseded_at: Option<String>,
+}
+
+/// A person of the caseload and their latest diagnostic.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonLatestJson {
+    pub person_id: String,
+    /// Absent (`null`) when the person has no diagnostic yet.
+    pub latest: Option<LatestJson>,
+}
+
+/// A diagnostic's metadata: no rating, no note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestJson {
+    pub id: String,
+    /// `brouillon`, `partage`, `remplace`.
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    /// Unset while a draft.
+    pub shared_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestListJson {
+    /// One per person asked that the structure follows, in the order asked; the others are
+    /// left out.
+    pub items: Vec<PersonLatestJson>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LatestQuery {
+    /// Les personnes (UUIDv7), séparées par des virgules, au plus 500 / the people (UUIDv7),
+    /// comma-separated, at most 500.
+    #[serde(default)]
+    pub person_ids: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -528,6 +567,63 @@ async fn compare(
                 from_person_level: level(i.from_person_level),
                 to_person_level: level(i.to_person_level),
                 person_evolution: evolution(i.person_evolution),
+            })
+            .collect(),
+    }))
+}
+
+/// Le dernier diagnostic des personnes suivies / The people's latest diagnostics
+///
+/// Pour une page de la file active d'une structure : le dernier diagnostic de chaque personne
+/// suivie (partagé ou remplacé par toute structure, ou brouillon de celle-ci), sans cotation
+/// ni note. Réservé aux membres de la structure ; les personnes qu'elle ne suit pas sont
+/// omises. Chaque personne retrouve cette lecture dans son journal d'accès. / For a page of a
+/// structure's caseload: each followed person's latest diagnostic (shared or superseded by any
+/// structure, or a draft of this one), with no rating and no note. Members of the structure
+/// only; people it does not follow are left out. Each person finds this read in their access
+/// log.
+#[utoipa::path(get, path = "/structures/{id}/latest-diagnostics", tag = TAG,
+    params(("id" = String, Path, description = "La structure (UUIDv7) / the structure"), LatestQuery),
+    responses((status = 200, description = "Une entrée par personne suivie / One entry per followed person", body = LatestListJson),
+        (status = 400, description = "Identifiant invalide ou plus de 500 personnes / Invalid id or more than 500 people", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Pas membre de la structure / Not a member of the structure", body = Problem, content_type = "application/problem+json")))]
+async fn latest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(structure_id): Path<String>,
+    query: Result<Query<LatestQuery>, QueryRejection>,
+) -> Result<Json<LatestListJson>, Problem> {
+    let Query(q) = query?;
+    let person_ids = q
+        .person_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListLatestDiagnosticsRequest {
+            structure_id,
+            person_ids,
+        },
+    );
+    let r = client(&state)
+        .list_latest_diagnostics(req)
+        .await?
+        .into_inner();
+    Ok(Json(LatestListJson {
+        items: r
+            .people
+            .into_iter()
+            .map(|p| PersonLatestJson {
+                person_id: p.person_id,
+                latest: p.latest.map(|d| LatestJson {
+                    id: d.diagnostic_id,
+                    status: status(d.status),
+                    created_at: when(d.created_at),
+                    shared_at: when(d.shared_at),
+                }),
             })
             .collect(),
     }))

@@ -58,6 +58,8 @@ pub struct ReferralJson {
     /// The counselor's words; absent in lists and when the person's
     /// consent withholds it from the reader.
     pub reason: Option<String>,
+    /// How to reach the person, when their consent lets the reader see it.
+    /// In lists only with `include=person_name`, and then the names alone.
     pub person_contact: Option<ContactJson>,
     pub diagnostic_id: Option<String>,
     pub refusal_reason: Option<String>,
@@ -164,6 +166,40 @@ pub struct ListQuery {
     pub status: Option<String>,
     #[serde(default)]
     pub person_id: Option<String>,
+    /// `person_name` : chaque orientation donne aussi `person_contact.first_name` et
+    /// `last_name` (rien d'autre) quand l'accord de la personne permet à votre structure de
+    /// lire l'orientation, comme `GET /referrals/{id}` ; chaque nom ouvert est inscrit au
+    /// journal des accès de la personne, comme une lecture de l'orientation. Sans accord :
+    /// pas de `person_contact`. / `person_name`: each referral also gives the person's
+    /// first and last name (nothing else) where their consent lets your structure read
+    /// the referral, as `GET /referrals/{id}` does; each name opened is recorded in the
+    /// person's access log as a read of that referral.
+    #[serde(default)]
+    #[param(example = "person_name")]
+    pub include: Option<String>,
+}
+
+/// What `GET /referrals` may add on request (`include=`, comma-separated).
+const INCLUDES: &str = "person_name";
+
+/// Does `include` ask for the people's names? Unknown words are refused by name.
+fn includes_person_name(include: Option<&str>) -> Result<bool, Problem> {
+    let mut names = false;
+    for word in include.unwrap_or("").split(',').map(str::trim) {
+        match word {
+            "" => {}
+            "person_name" => names = true,
+            other => {
+                return Err(Problem::invalid(
+                    "include",
+                    format!(
+                        "« {other} » inconnu ; possible : {INCLUDES} / unknown, possible: {INCLUDES}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn status_code(s: i32) -> Option<String> {
@@ -300,6 +336,11 @@ async fn create(
 }
 
 /// Orientations envoyées et reçues / Referrals sent and received
+///
+/// Sans `include`, la liste n'ouvre rien de scellé : ni motif ni coordonnées. Avec
+/// `include=person_name`, le prénom et le nom de chaque personne que vous pouvez lire. /
+/// Without `include`, the list opens nothing sealed: no reason, no contact. With
+/// `include=person_name`, the first and last name of each person you may read.
 #[utoipa::path(get, path = "/referrals", tag = TAG, params(ListQuery),
     responses((status = 200, description = "Une page / One page", body = Page<ReferralJson>)))]
 async fn list(
@@ -323,6 +364,7 @@ async fn list(
         None | Some("") => pb::ReferralStatus::Unspecified,
         Some(s) => status_from_json("status", s)?,
     };
+    let include_person_name = includes_person_name(q.include.as_deref())?;
     let req = state.upstreams.request(
         &headers,
         pb::ListReferralsRequest {
@@ -332,6 +374,7 @@ async fn list(
             direction: direction as i32,
             status: status as i32,
             person_id: q.person_id.unwrap_or_default(),
+            include_person_name,
         },
     );
     let r = client(&state).list_referrals(req).await?.into_inner();

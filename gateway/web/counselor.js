@@ -33,6 +33,20 @@ async function followed(structureId) {
   return out.sort((a, b) => plain(`${a.last_name} ${a.first_name}`).localeCompare(plain(`${b.last_name} ${b.first_name}`)));
 }
 
+/** `2026-11-03T…` → « 3 nov. 2026 ». */
+function fmtShortDay(s) {
+  const d = new Date(s || '');
+  return Number.isNaN(d.getTime()) ? (s || '') : d.toLocaleDateString('fr-FR', { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+/** A person's latest diagnostic in words: « partagé le 3 nov. 2026 », « brouillon en cours »… */
+function lastDiagnostic(d) {
+  if (!d) return 'pas encore de diagnostic';
+  if (d.status === 'brouillon') return 'brouillon en cours';
+  const day = fmtShortDay(d.shared_at || d.created_at);
+  return d.status === 'partage' ? `partagé le ${day}` : `remplacé (partagé le ${day})`;
+}
+
 /** One structure's people: a search by name, then the list by pages of PAGE. */
 function peopleList(s, people) {
   const sid = `s-${s.id}`;
@@ -41,6 +55,26 @@ function peopleList(s, people) {
   const list = h('ul', { class: 'cards people' });
   const pager = h('nav', { class: 'pager', 'aria-label': `Pages de la liste : ${s.name}` });
   let page = 0;
+  // Each person's latest diagnostic (or null: none yet), asked once per page shown.
+  const known = new Map();
+  let timer = 0;
+  const fill = () => {
+    for (const span of list.querySelectorAll('[data-latest]')) {
+      if (known.has(span.dataset.latest)) span.textContent = `Dernier diagnostic : ${lastDiagnostic(known.get(span.dataset.latest))}`;
+    }
+  };
+  const askLatest = async (ids) => {
+    const missing = ids.filter((id) => !known.has(id));
+    if (missing.length) {
+      try {
+        const r = await get(`/structures/${encodeURIComponent(s.id)}/latest-diagnostics?person_ids=${missing.join(',')}`);
+        for (const x of r.items) known.set(x.person_id, x.latest || null);
+      } catch {
+        // The list stays usable without this line.
+      }
+    }
+    fill();
+  };
   const draw = () => {
     const q = plain(search.value);
     const shown = q ? people.filter((p) => plain(`${p.first_name} ${p.last_name}`).includes(q) || plain(`${p.last_name} ${p.first_name}`).includes(q)) : people;
@@ -53,8 +87,11 @@ function peopleList(s, people) {
     list.replaceChildren(...slice.map((p) => h('li', { class: 'person' },
       h('a', { href: `#/personnes/${p.id}` }, `${p.first_name} ${p.last_name}`),
       h('span', { class: 'note' }, ` née ou né le ${fmtDay(p.birth_date)}`),
+      h('span', { class: 'last-diagnostic', 'data-latest': p.id }),
       h('a', { href: `#/personnes/${p.id}/historique`, class: 'more', 'aria-label': `Historique des diagnostics ${of(`${p.first_name} ${p.last_name}`)}` }, 'Historique'))));
     if (!slice.length) list.replaceChildren(h('li', {}, q ? 'Aucune personne ne correspond à cette recherche.' : 'Personne n\'est encore suivi par cette structure.'));
+    clearTimeout(timer);
+    if (slice.length) timer = setTimeout(() => askLatest(slice.map((p) => p.id)), q ? 250 : 0);
     pager.replaceChildren();
     if (pages > 1) {
       const go = (to) => () => { page = to; draw(); list.querySelector('a')?.focus(); };

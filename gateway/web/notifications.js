@@ -100,6 +100,7 @@ async function listen() {
           const before = unread ?? 0;
           await refresh();
           if ((unread ?? 0) > before) notice(`Nouvelle notification : vous en avez ${unread} non lue${unread > 1 ? 's' : ''}.`);
+          if ((location.hash || '').startsWith('#/notifications')) await arrived?.();
         }
       }
     }
@@ -155,16 +156,17 @@ async function markRead(body) {
   await refresh();
 }
 
+/** Redraws the open notifications page's list (not its preferences form). */
+let arrived = null;
+
 export async function route(me, parts, params) {
   if (!concerned(me)) return render('Notifications', h('p', {}, 'Les notifications concernent les conseillers et les responsables de structure.'));
   const onlyUnread = params?.get('non-lues') === '1';
-  const [page, prefs, ref] = await Promise.all([
-    get(`/notifications?page_size=100${onlyUnread ? '&unread_only=true' : ''}`),
-    get('/notifications/preferences'),
-    getReferentiel(),
-  ]);
+  const listPath = `/notifications?page_size=100${onlyUnread ? '&unread_only=true' : ''}`;
+  const [first, prefs, ref] = await Promise.all([get(listPath), get('/notifications/preferences'), getReferentiel()]);
+  let page = first;
   set(page.unread_count);
-  const names = await titles(page.items);
+  let names = await titles(page.items);
   const again = async (message) => {
     notice(message);
     await route(me, parts, params);
@@ -215,7 +217,8 @@ export async function route(me, parts, params) {
     notice('Vos préférences sont enregistrées.');
   });
 
-  render('Notifications',
+  const live = h('div', { class: 'notif-live' });
+  const drawList = () => live.replaceChildren(
     h('p', {}, page.unread_count
       ? `${page.unread_count} notification${page.unread_count > 1 ? 's' : ''} non lue${page.unread_count > 1 ? 's' : ''}.`
       : 'Aucune notification non lue.'),
@@ -234,12 +237,21 @@ export async function route(me, parts, params) {
           notice(e.message, 'error');
         }
       },
-    }, 'Tout marquer comme lu')) : null,
+    }, 'Tout marquer comme lu')) : '',
     h('section', { 'aria-labelledby': 'n-list' },
       h('h2', { id: 'n-list' }, onlyUnread ? 'Notifications non lues' : 'Toutes les notifications'),
       page.items.length
         ? h('ul', { class: 'cards notifications' }, page.items.map(item))
-        : h('p', {}, onlyUnread ? 'Rien de nouveau.' : 'Aucune notification pour l\'instant.')),
+        : h('p', {}, onlyUnread ? 'Rien de nouveau.' : 'Aucune notification pour l\'instant.')));
+  drawList();
+  // A notification arriving while the page is open joins the list at once.
+  arrived = async () => {
+    if (!live.isConnected) { arrived = null; return; }
+    page = await get(listPath);
+    names = await titles(page.items);
+    drawList();
+  };
+  render('Notifications', live,
     h('section', { 'aria-labelledby': 'n-prefs' },
       h('h2', { id: 'n-prefs' }, 'Mes préférences'),
       prefsForm));

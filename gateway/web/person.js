@@ -38,6 +38,17 @@ const STATUS_WORDS = {
   abandonnee: 'Abandonnée', annulee: 'Annulée', declinee_par_la_personne: 'Vous l\'avez déclinée',
 };
 const statusWords = (s) => STATUS_WORDS[s] || s || 'inconnu';
+/** Why a structure said no, said to the person. */
+const REFUSAL_WORDS = {
+  beneficiaire_injoignable: 'la structure n\'a pas réussi à vous joindre',
+  freins_peripheriques: 'd\'autres difficultés sont à régler d\'abord',
+  session_complete: 'il n\'y avait plus de place',
+  doublon: 'la même demande avait déjà été faite',
+  hors_criteres: 'les conditions pour y entrer ne sont pas remplies',
+  autre: 'une autre raison, que votre conseiller peut vous expliquer',
+};
+/** Before the work starts, the person may say she does not want to go. */
+const DECLINABLE = ['envoyee', 'a_l_etude', 'acceptee'];
 
 const EVOLUTION = {
   improved: 'Ce qui va mieux',
@@ -393,13 +404,37 @@ async function referrals(me) {
         h('p', {}, h('strong', {}, 'Où en est la demande : '), statusWords(r.status)),
         h('p', {}, `Envoyée par ${c.nameOf(r.sender_structure_id)} le ${day(r.sent_at)}`,
           r.domains.length ? `, pour : ${r.domains.map((d) => domainLabel(c.ref, d)).join(', ')}.` : '.'),
-        r.refusal_reason ? h('p', {}, `Raison du refus : ${r.refusal_reason}`) : null,
+        r.refusal_reason ? h('p', {}, `Raison du refus : ${REFUSAL_WORDS[r.refusal_reason] || r.refusal_reason}.`) : null,
+        DECLINABLE.includes(r.status) ? decline(me, r, c.nameOf(r.target_structure_id)) : null,
         h('h3', {}, 'Les étapes'),
         h('ol', { class: 'timeline' }, steps[i].length
           ? steps[i].map((t) => h('li', {}, h('time', { datetime: t.occurred_at }, fmtDate(t.occurred_at)), ' — ', statusWords(t.to_status),
             t.actor_structure_id ? ` (${c.nameOf(t.actor_structure_id)})` : ''))
           : h('li', {}, h('time', { datetime: r.sent_at }, fmtDate(r.sent_at)), ' — ', statusWords('envoyee'))));
     })) : h('p', {}, 'Vous n\'avez pas d\'orientation pour le moment.'));
+}
+
+/** « Je ne souhaite pas y aller »: asked once more, with an optional word of why. */
+function decline(me, r, target) {
+  const open = h('button', { type: 'button', class: 'secondary' }, 'Je ne souhaite pas y aller');
+  const box = h('div', { class: 'confirm' });
+  open.addEventListener('click', () => {
+    open.hidden = true;
+    const why = field('Vous pouvez dire pourquoi (facultatif)', 'note', { multiline: true, help: `${target} et votre conseiller le liront.` });
+    const f = form(`Décliner l'orientation vers ${target}`, [why.wrap], 'Oui, je décline cette orientation', async (el) => {
+      const { note } = values(el);
+      if (note && note.length > 2000) {
+        throw Object.assign(new Error('Le texte est trop long.'), { fields: [{ field: 'note', message: `2 000 caractères au plus (il y en a ${note.length}).` }] });
+      }
+      await post(`/referrals/${r.id}/transitions`, { to_status: 'declinee_par_la_personne', note: note || null });
+      await referrals(me);
+      notice(`Vous avez décliné l'orientation vers ${target}. Votre conseiller en est informé.`);
+    });
+    box.replaceChildren(h('p', {}, `${target} ne vous attendra plus. Vous pourrez en reparler avec votre conseiller.`), f,
+      h('button', { type: 'button', class: 'link', onclick: () => { box.replaceChildren(); open.hidden = false; open.focus(); } }, 'Non, je garde cette orientation'));
+    why.input.focus();
+  });
+  return h('div', {}, open, box);
 }
 
 // ---------------------------------------------------------------- access log

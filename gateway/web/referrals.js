@@ -88,19 +88,31 @@ function select(label, name, options, { required = false, help, value, empty } =
   return field(label, name, { options: empty ? [['', empty], ...options] : options, required, help, value });
 }
 
-/** Reads several referrals at once, keeping those that answer. */
-async function details(items) {
-  const out = new Map();
-  await Promise.all(items.map(async (r) => {
-    try { out.set(r.id, await get(`/referrals/${r.id}`)); } catch { /* the list line is enough */ }
-  }));
-  return out;
-}
-
 // ---------------------------------------------------------------------------
 // #/orientations: received and sent, for each of my structures
 
 const MAX_LISTED = 50;
+
+/**
+ * One page of a structure's referrals, each with the person's name where their consent
+ * lets us read it (`include=person_name`: the API decides, and writes each name read in
+ * the person's access log — so ask only for the cards shown).
+ */
+function listed(s, direction, status, size) {
+  const only = status ? `&status=${encodeURIComponent(status)}` : '';
+  return get(`/referrals?structure_id=${encodeURIComponent(s.id)}&direction=${direction}&page_size=${size}${only}&include=person_name`)
+    .then((p) => p.items);
+}
+
+/** « À traiter »: the received referrals in each state to do, in that order, never more than shown. */
+async function toDo(s) {
+  const out = [];
+  for (const status of TO_DO) {
+    if (out.length >= MAX_LISTED) break;
+    out.push(...await listed(s, 'received', status, MAX_LISTED - out.length));
+  }
+  return out;
+}
 
 async function inbox(me, params) {
   const [nameOf, ref] = await Promise.all([namer(me), getReferentiel()]);
@@ -110,13 +122,13 @@ async function inbox(me, params) {
   if (!mine.length) {
     return render('Orientations', h('p', {}, 'Votre compte n\'agit pour aucune structure qui oriente ou reçoit des personnes.'));
   }
-  const apiStatus = wanted && wanted !== 'a_traiter' ? `&status=${encodeURIComponent(wanted)}` : '';
+  const toDoOnly = wanted === 'a_traiter';
   const lists = await Promise.all(mine.map(async (s) => {
-    const read = (direction) => get(`/referrals?structure_id=${s.id}&direction=${direction}&page_size=${MAX_LISTED}${apiStatus}`)
-      .then((p) => p.items, () => null);
+    const read = (direction) => (toDoOnly ? toDo(s) : listed(s, direction, wanted, MAX_LISTED)).catch(() => null);
     const [received, sent] = await Promise.all([
       receives(s) ? read('received') : Promise.resolve(undefined),
-      sends(s) ? read('sent') : Promise.resolve(undefined),
+      // A sender only waits: nothing sent is to do.
+      sends(s) ? (toDoOnly ? Promise.resolve([]) : read('sent')) : Promise.resolve(undefined),
     ]);
     return { s, received, sent };
   }));
@@ -127,8 +139,6 @@ async function inbox(me, params) {
     if (l.received) l.received = l.received.filter(keep).sort((x, y) => rank(x) - rank(y) || String(y.sent_at).localeCompare(String(x.sent_at)));
     if (l.sent) l.sent = l.sent.filter((r) => wanted !== 'a_traiter' && keep(r)).sort((x, y) => String(y.sent_at).localeCompare(String(x.sent_at)));
   }
-  // The person's name is in each referral's details (the API decides who reads it).
-  const read = await details(lists.flatMap((l) => [...(l.received || []), ...(l.sent || [])]));
 
   const filter = h('form', { class: 'ref-filter', 'aria-label': 'Filtrer les orientations', onsubmit: (e) => {
     e.preventDefault();
@@ -140,8 +150,7 @@ async function inbox(me, params) {
   h('button', { type: 'submit', class: 'secondary' }, 'Filtrer'));
 
   const line = (r, way) => {
-    const full = read.get(r.id);
-    const name = personName(full);
+    const name = personName(r);
     const other = way === 'received' ? `De : ${nameOf(r.sender_structure_id)}` : `Vers : ${nameOf(r.target_structure_id)}`;
     const todo = way === 'received' && TO_DO.includes(r.status);
     return h('li', { class: `ref-card${todo ? ' todo' : ''}` },

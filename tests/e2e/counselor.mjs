@@ -1,8 +1,9 @@
 // The counselor's tools in headless Chromium (run by tests/tests/system/web.rs,
-// `web::counselor_tools_in_the_browser`): the caseload and its filter, the diagnostic
-// editor's notes, the history of Ana's diagnostics (a chart per domain, the same figures
-// in tables, two diagnostics compared), the action plan (errors next to the fields, an
-// objective, an action done), the notifications (badge, list, mark read, live count).
+// `web::counselor_tools_in_the_browser`): the caseload (each person's last diagnostic) and
+// its filter, the diagnostic editor's notes, the history of Ana's diagnostics (a chart per
+// domain, the same figures in tables, two diagnostics compared), the action plan (errors
+// next to the fields, an objective, an action done), the notifications (badge, list, mark
+// read, live count).
 import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
@@ -54,6 +55,9 @@ try {
     await logIn(page, fx.counselor, 'Personnes suivies');
     await page.getByRole('heading', { level: 2, name: fx.structures.a.name }).waitFor();
     await page.getByRole('link', { name: ana, exact: true }).waitFor();
+    // Ana's card shows her last diagnostic (the fixtures' open draft), asked once for the page.
+    const card = page.locator('ul.people > li', { has: page.getByRole('link', { name: ana, exact: true }) });
+    await card.getByText('Dernier diagnostic : brouillon en cours', { exact: true }).waitFor();
     await checkA11y(page, 'liste des personnes suivies');
     await screenshot(page, 'conseiller-liste');
   });
@@ -242,8 +246,11 @@ try {
     expect(await again.getByLabel('Mobilité', { exact: true }).isChecked(), 'the followed domain is kept');
   });
 
-  await step('une nouvelle réponse arrive : le badge se met à jour sans recharger', async () => {
+  await step('une nouvelle réponse arrive : le badge et la liste se mettent à jour sans recharger', async () => {
     await badgeCount(0);
+    // A choice not saved yet must survive the list's redraw.
+    const prefs = page.getByRole('form', { name: 'Préférences de notification' });
+    await prefs.getByLabel('Nouvelle fiche solution').selectOption('never');
     // The counselor of C answers again, through the API.
     const t = await apiToken(fx.counselorC);
     const answer = await fetch(`${fx.baseUrl}/api/v1/community/questions/${fx.community.question}/answers`, {
@@ -253,6 +260,9 @@ try {
     expect(answer.status === 201, `the answer is published (${answer.status})`);
     await badgeCount(1);
     await page.getByRole('link', { name: 'Notifications, 1 non lue' }).waitFor();
+    await page.getByText('1 notification non lue.').waitFor();
+    await page.getByRole('button', { name: /^Marquer comme lue/ }).first().waitFor();
+    expect((await prefs.getByLabel('Nouvelle fiche solution').inputValue()) === 'never', 'the unsaved choice is kept');
     await logOut(page);
   });
   console.log('counselor: ok');

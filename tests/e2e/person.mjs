@@ -189,6 +189,23 @@ try {
     expect((await r.locator('.timeline li').count()) >= 1, 'at least one step');
     await checkA11y(page, 'mes orientations');
     await screenshot(page, 'personne-orientations');
+  });
+
+  await step('décliner une orientation : demandé une seconde fois, puis fait', async () => {
+    const r = page.getByRole('article', { name: `Vers ${fx.structures.b.name}` });
+    await r.getByRole('button', { name: 'Je ne souhaite pas y aller' }).click();
+    await r.getByRole('button', { name: 'Non, je garde cette orientation' }).click();
+    await r.getByText('Envoyée, en attente de réponse').first().waitFor();
+    await r.getByRole('button', { name: 'Je ne souhaite pas y aller' }).click();
+    await r.getByLabel('Vous pouvez dire pourquoi (facultatif)').fill('J\'ai trouvé une place dans une autre auto-école, plus près de chez moi.');
+    await r.getByRole('button', { name: 'Oui, je décline cette orientation' }).click();
+    await told(page, `Vous avez décliné l'orientation vers ${fx.structures.b.name}`);
+    const after = page.getByRole('article', { name: `Vers ${fx.structures.b.name}` });
+    await after.getByText('Vous l\'avez déclinée').first().waitFor();
+    expect((await after.getByRole('button', { name: 'Je ne souhaite pas y aller' }).count()) === 0, 'nothing left to decline');
+    const moved = await api(`/referrals/${fx.referrals.toPartner}`);
+    expect(moved.status === 'declinee_par_la_personne', `the referral is declined on the server: ${moved.status}`);
+    await checkA11y(page, 'orientation déclinée');
     await goHome();
   });
 

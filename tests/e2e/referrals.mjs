@@ -15,9 +15,19 @@ try {
   await step('le conseiller ouvre les orientations', async () => {
     await page.goto(`${fx.baseUrl}/`);
     await logIn(page, fx.counselor, 'Personnes suivies');
+    // The names come with the lists (include=person_name), not one request per card.
+    const asked = [];
+    const note = (req) => asked.push(new URL(req.url()));
+    page.on('request', note);
     await page.getByRole('link', { name: 'Orientations', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Orientations' }).waitFor();
     await settled(page, '#/orientations');
+    await page.locator('section.ref-received li.ref-card').first().waitFor();
+    page.off('request', note);
+    const lists = asked.filter((u) => u.pathname === '/api/v1/referrals');
+    const single = asked.filter((u) => /^\/api\/v1\/referrals\/[^/]+$/.test(u.pathname));
+    expect(lists.length > 0 && lists.every((u) => u.searchParams.get('include') === 'person_name'), `the lists ask for the names (${lists.map(String).join(' ')})`);
+    expect(single.length === 0, `no referral read one by one (${single.map(String).join(' ')})`);
   });
 
   await step('reçues : Bruno Keita, de C, à traiter en premier', async () => {

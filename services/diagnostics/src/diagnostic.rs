@@ -45,6 +45,8 @@ const READERS: &[Role] = &[Role::Person, Role::Counselor, Role::StructureAdmin];
 const RESOURCE: &str = "diagnostic";
 /// Longest note, in characters.
 pub const MAX_NOTE: usize = 4000;
+/// Most people asked about at once by `ListLatestDiagnostics` (a caseload page).
+pub const MAX_CASELOAD_PAGE: usize = 500;
 
 pub const BROUILLON: &str = "brouillon";
 pub const PARTAGE: &str = "partage";
@@ -901,6 +903,105 @@ impl pb::diagnostic_service_server::DiagnosticService for DiagnosticApi {
             diagnostics: rows.iter().map(summary).collect(),
             next_page_token,
         }))
+    }
+
+    async fn list_latest_diagnostics(
+        &self,
+        req: Request<pb::ListLatestDiagnosticsRequest>,
+    ) -> Result<Response<pb::ListLatestDiagnosticsResponse>, Status> {
+        let caller = require_role(&req, FOLLOWERS)?.clone();
+        let r = req.into_inner();
+        check_id("structure_id", &r.structure_id)?;
+        if r.person_ids.len() > MAX_CASELOAD_PAGE {
+            return Err(invalid_field(
+                "person_ids",
+                &format!(
+                    "au plus {MAX_CASELOAD_PAGE} personnes à la fois / at most {MAX_CASELOAD_PAGE} people at once"
+                ),
+            ));
+        }
+        let mut asked: Vec<String> = Vec::with_capacity(r.person_ids.len());
+        for (i, id) in r.person_ids.iter().enumerate() {
+            let id = id.trim();
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(invalid_field(
+                    "person_ids",
+                    &format!(
+                        "identifiant invalide en position {} : « {} » / not a valid id at position {}",
+                        i + 1,
+                        id.chars().take(40).collect::<String>(),
+                        i + 1
+                    ),
+                ));
+            }
+            if !asked.iter().any(|a| a == id) {
+                asked.push(id.to_owned());
+            }
+        }
+        if !caller.belongs_to(&r.structure_id) {
+            return Err(Status::permission_denied(
+                "accès refusé : vous n'êtes pas membre de cette structure / access denied: you are not a member of this structure",
+            ));
+        }
+        let followed: BTreeSet<String> = self
+            .follows
+            .followed_among(&r.structure_id, &asked)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+        let asked: Vec<String> = asked.into_iter().filter(|p| followed.contains(p)).collect();
+        let rows = self
+            .store
+            .diagnostics_of_people(&r.structure_id, &asked)
+            .await
+            .map_err(internal)?;
+        // Newest first per person: the first row of each is the latest.
+        let mut latest: BTreeMap<&str, &DiagnosticRow> = BTreeMap::new();
+        for d in &rows {
+            latest.entry(d.person_id.as_str()).or_insert(d);
+        }
+        let people: Vec<pb::PersonLatestDiagnostic> = asked
+            .iter()
+            .map(|p| pb::PersonLatestDiagnostic {
+                person_id: p.clone(),
+                latest: latest.get(p.as_str()).map(|d| pb::LatestDiagnostic {
+                    diagnostic_id: d.diagnostic_id.clone(),
+                    status: status_code(&d.status) as i32,
+                    created_at: ts(Some(d.created_at_us)),
+                    shared_at: ts(d.shared_at_us),
+                }),
+            })
+            .collect();
+        // As for the list of people (identity) and a person's history: one
+        // access-log entry per person answered, committed before the answer.
+        if !people.is_empty() {
+            let mut tx = self.store.db().begin().await.map_err(internal)?;
+            for p in &people {
+                let resource_id = p
+                    .latest
+                    .as_ref()
+                    .map_or(p.person_id.as_str(), |d| d.diagnostic_id.as_str());
+                audit::record(
+                    &mut tx,
+                    SERVICE,
+                    Access {
+                        person_id: &p.person_id,
+                        actor: &caller,
+                        structure_id: Some(&r.structure_id),
+                        action: AccessAction::Read,
+                        resource_type: RESOURCE,
+                        resource_id,
+                        domains: Vec::new(),
+                        purpose: Purpose::Accompagnement.code(),
+                    },
+                )
+                .await
+                .map_err(internal)?;
+            }
+            tx.commit().await.map_err(internal)?;
+        }
+        Ok(Response::new(pb::ListLatestDiagnosticsResponse { people }))
     }
 
     async fn rate_items(

@@ -161,6 +161,37 @@ impl Store {
         )
     }
 
+    /// The diagnostics of `person_ids` that `structure_id` may know of
+    /// (every shared or superseded one, and its own drafts), newest first
+    /// for each person. One placeholder per id: keep the list short (a page).
+    pub async fn diagnostics_of_people(
+        &self,
+        structure_id: &str,
+        person_ids: &[String],
+    ) -> Result<Vec<DiagnosticRow>, DbError> {
+        if person_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..person_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT {DIAGNOSTIC_COLUMNS} FROM diagnostics WHERE person_id IN ({}) \
+             AND (status <> 'brouillon' OR structure_id = $1) \
+             ORDER BY person_id, diagnostic_id DESC",
+            marks.join(", ")
+        );
+        let mut h = self.db.acquire().await?;
+        Ok(on_backend!(h.conn(), c => {
+            let mut q = sqlx::query_as::<_, DiagnosticRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(structure_id);
+            for p in person_ids {
+                q = q.bind(p);
+            }
+            q.fetch_all(&mut *c).await
+        })?)
+    }
+
     pub async fn ratings(&self, diagnostic_id: &str) -> Result<Vec<RatingRow>, DbError> {
         let mut h = self.db.acquire().await?;
         Ok(on_backend!(h.conn(), c => sqlx::query_as::<_, RatingRow>(

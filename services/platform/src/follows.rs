@@ -92,6 +92,35 @@ impl Follows {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
+    /// Those of `person_ids` that `structure_id` follows now (open
+    /// accompaniments). One placeholder per id: keep the list short (a page).
+    pub async fn followed_among(
+        &self,
+        structure_id: &str,
+        person_ids: &[String],
+    ) -> Result<Vec<String>, DbError> {
+        if person_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..person_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT person_id FROM eva_accompaniments WHERE structure_id = $1 \
+             AND end_date = '' AND person_id IN ({})",
+            marks.join(", ")
+        );
+        let mut h = self.db.acquire().await?;
+        let rows: Vec<(String,)> = on_backend!(h.conn(), c => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(structure_id);
+            for p in person_ids {
+                q = q.bind(p);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// The structure's kind and territory, if identity announced it.
     pub async fn structure(&self, structure_id: &str) -> Result<Option<StructureRow>, DbError> {
         let mut h = self.db.acquire().await?;

@@ -427,3 +427,182 @@ async fn story_on_sqlite() -> Result<()> {
 async fn story_on_postgres() -> Result<()> {
     story(Backend::Postgres).await
 }
+
+/// The caseload's latest diagnostics: one question for a page of people,
+/// metadata only, for members of a structure about the people it follows.
+async fn latest_of_a_caseload(backend: Backend) -> Result<()> {
+    let sb = Sandbox::start(backend).await?;
+    let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let a = structure(&sb, &operator, "Chantier A", SIRET_A, "association").await?;
+    let b = structure(&sb, &operator, "Association B", SIRET_B, "association").await?;
+    let c = structure(&sb, &operator, "Association C", SIRET_C, "association").await?;
+    let counselor_a = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let counselor_b = sb
+        .token("counselor-b", vec![Role::Counselor], vec![b.clone()])
+        .await?;
+    let counselor_c = sb
+        .token("counselor-c", vec![Role::Counselor], vec![c.clone()])
+        .await?;
+
+    // A follows Ana (one shared diagnostic, then a draft) and Bruno (none);
+    // B follows Dan (a draft of B's).
+    let ana = person(&sb, &counselor_a, &a, "Ana", "Zabalveytia").await?;
+    let bruno = person(&sb, &counselor_a, &a, "Bruno", "Keita").await?;
+    let dan = person(&sb, &counselor_b, &b, "Dan", "Moreau").await?;
+    let open = |person: String, token: String, structure: String| {
+        let sb = &sb;
+        async move {
+            until(
+                sb,
+                Method::POST,
+                &format!("/api/v1/people/{person}/diagnostics"),
+                &token,
+                Some(json!({ "structure_id": structure })),
+                |s, _| s == StatusCode::CREATED,
+            )
+            .await
+            .and_then(|v| Ok(v["id"].as_str().context("diagnostic id")?.to_owned()))
+        }
+    };
+    let first = open(ana.clone(), counselor_a.clone(), a.clone()).await?;
+    let (s, v) = patch(
+        &sb,
+        &format!("/api/v1/diagnostics/{first}"),
+        &counselor_a,
+        json!({ "ratings": [{ "item_id": "mobilite.permis", "level": "frein", "note": NOTE_A }] }),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/diagnostics/{first}/share"),
+        &counselor_a,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    let draft = open(ana.clone(), counselor_a.clone(), a.clone()).await?;
+    open(dan.clone(), counselor_b.clone(), b.clone()).await?;
+
+    // A asks about Ana, Bruno, Dan (not followed by A), and Ana again.
+    let path =
+        format!("/api/v1/structures/{a}/latest-diagnostics?person_ids={ana},{bruno},{dan},{ana}");
+    let v = until(&sb, Method::GET, &path, &counselor_a, None, |s, v| {
+        s == StatusCode::OK && v["items"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await?;
+    let items = v["items"].as_array().context("items")?;
+    assert_eq!(items[0]["person_id"], ana.as_str(), "{v}");
+    assert_eq!(items[0]["latest"]["id"], draft.as_str(), "{v}");
+    assert_eq!(items[0]["latest"]["status"], "brouillon", "{v}");
+    assert!(items[0]["latest"]["created_at"].is_string(), "{v}");
+    assert!(items[0]["latest"]["shared_at"].is_null(), "{v}");
+    assert_eq!(items[1]["person_id"], bruno.as_str(), "{v}");
+    assert!(items[1]["latest"].is_null(), "{v}");
+    // Nothing sealed, no rating, nothing about Dan.
+    let text = v.to_string();
+    for needle in [NOTE_A, "frein", "mobilite", dan.as_str()] {
+        assert!(!text.contains(needle), "{needle} in {v}");
+    }
+
+    // Ana also hands B a share code: B sees A's shared diagnostic, not A's draft.
+    let ana_token = person_token(&sb, &ana).await?;
+    let (s, v) = post(&sb, "/api/v1/me/share-codes", &ana_token, json!({})).await?;
+    assert_eq!(s, 201, "{v}");
+    let code = v["code"].as_str().context("share code")?.to_owned();
+    let (s, v) = post(
+        &sb,
+        "/api/v1/share-codes/redeem",
+        &counselor_b,
+        json!({ "code": code, "structure_id": b }),
+    )
+    .await?;
+    assert_eq!(s, 201, "{v}");
+    let path_b = format!("/api/v1/structures/{b}/latest-diagnostics?person_ids={ana},{dan}");
+    let v = until(&sb, Method::GET, &path_b, &counselor_b, None, |s, v| {
+        s == StatusCode::OK && v["items"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await?;
+    assert_eq!(v["items"][0]["latest"]["id"], first.as_str(), "{v}");
+    assert_eq!(v["items"][0]["latest"]["status"], "partage", "{v}");
+    assert!(v["items"][0]["latest"]["shared_at"].is_string(), "{v}");
+    assert_eq!(v["items"][1]["latest"]["status"], "brouillon", "{v}");
+
+    // C follows none of them: nothing about them.
+    let (s, v) = get(
+        &sb,
+        &format!("/api/v1/structures/{c}/latest-diagnostics?person_ids={ana},{bruno}"),
+        &counselor_c,
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"], json!([]), "{v}");
+    // A non-member is refused; so is a person.
+    for token in [&counselor_c, &ana_token] {
+        let (s, v) = get(&sb, &path, token).await?;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    }
+    // Bad input names the field.
+    let bad = [
+        (
+            format!("/api/v1/structures/{a}/latest-diagnostics?person_ids={ana},pas-un-id"),
+            "person_ids",
+        ),
+        (
+            format!("/api/v1/structures/pas-un-id/latest-diagnostics?person_ids={ana}"),
+            "structure_id",
+        ),
+        (
+            format!(
+                "/api/v1/structures/{a}/latest-diagnostics?person_ids={}",
+                vec![ana.as_str(); 501].join(",")
+            ),
+            "person_ids",
+        ),
+    ];
+    for (p, field) in bad {
+        let (s, v) = get(&sb, &p, &counselor_a).await?;
+        assert_eq!((s, field_of(&v)), (StatusCode::BAD_REQUEST, field), "{v}");
+    }
+
+    // The read is in each person's access log, as the list of people is.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, v) = get(
+            &sb,
+            &format!("/api/v1/people/{bruno}/access-log?page_size=500"),
+            &person_token(&sb, &bruno).await?,
+        )
+        .await?;
+        assert_eq!(s, 200, "{v}");
+        let found = v["items"].as_array().is_some_and(|items| {
+            items.iter().any(|e| {
+                e["service"] == "diagnostics"
+                    && e["resource_type"] == "diagnostic"
+                    && e["actor_structure_id"] == a.as_str()
+                    && e["action"] == "read"
+            })
+        });
+        if found {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("A's read is not in Bruno's access log: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    sb.stop().await
+}
+
+#[tokio::test]
+async fn latest_of_a_caseload_on_sqlite() -> Result<()> {
+    latest_of_a_caseload(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn latest_of_a_caseload_on_postgres() -> Result<()> {
+    latest_of_a_caseload(Backend::Postgres).await
+}

@@ -691,3 +691,248 @@ async fn reminder_and_expiry_survive_restarts() -> Result<()> {
     );
     sb.stop().await
 }
+
+/// The `referral` reads by `structure` in the person's access log:
+/// (action, resource_id, domains, purpose) of each, newest first.
+async fn referral_reads(
+    sb: &Sandbox,
+    person_token: &str,
+    person_id: &str,
+    structure: &str,
+) -> Result<Vec<(String, String, Value, String)>> {
+    let (s, v) = get(
+        sb,
+        &format!("/api/v1/people/{person_id}/access-log?page_size=500"),
+        person_token,
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    Ok(v["items"]
+        .as_array()
+        .context("access log items")?
+        .iter()
+        .filter(|e| {
+            e["actor_structure_id"] == structure
+                && e["resource_type"] == "referral"
+                && e["action"] == "read"
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_owned(),
+                e["resource_id"].as_str().unwrap_or("").to_owned(),
+                e["domains"].clone(),
+                e["purpose"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// The item of `id` in a list page.
+fn item<'a>(page: &'a Value, id: &str) -> Result<&'a Value> {
+    page["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id))
+        .with_context(|| format!("referral {id} in {page}"))
+}
+
+/// `GET /referrals?include=person_name`: each person's first and last name
+/// where the caller's seat may read the referral (the rule of
+/// `GET /referrals/{id}`), nothing else of the details; withheld when the
+/// person's consent does not allow; each name opened logged for its person
+/// exactly as a single read is, and nothing logged without the option.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_with_person_names() -> Result<()> {
+    let sb = Sandbox::start(Backend::Sqlite).await?;
+    let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let a = structure(
+        &sb,
+        &operator,
+        "Chantier A",
+        "41735218600007",
+        "association",
+    )
+    .await?;
+    let p = structure(
+        &sb,
+        &operator,
+        "Auto-école solidaire P",
+        "51734218700005",
+        "partner",
+    )
+    .await?;
+    let counselor_a = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let partner_p = sb
+        .token("partner-p", vec![Role::Partner], vec![p.clone()])
+        .await?;
+    let ana_id = person(&sb, &counselor_a, &a, "Ana", "Zabalveytia").await?;
+    let ana = person_token(&sb, &ana_id).await?;
+    let bruno_id = person(&sb, &counselor_a, &a, "Bruno", "Keita").await?;
+    let bruno = person_token(&sb, &bruno_id).await?;
+    consent(&sb, &ana, &ana_id, &p, &["mobilite"], &["orientation"]).await?;
+    let bruno_consent =
+        consent(&sb, &bruno, &bruno_id, &p, &["mobilite"], &["orientation"]).await?;
+    let referral = |person_id: String| {
+        let (sb, counselor_a, a, p) = (&sb, &counselor_a, &a, &p);
+        async move {
+            let r = until(
+                sb,
+                Method::POST,
+                "/api/v1/referrals",
+                counselor_a,
+                Some(json!({
+                    "person_id": person_id,
+                    "sender_structure_id": a,
+                    "target_structure_id": p,
+                    "domains": ["mobilite"],
+                    "reason": REASON,
+                })),
+                |s, _| s == StatusCode::CREATED,
+            )
+            .await?;
+            anyhow::Ok(r["id"].as_str().context("referral id")?.to_owned())
+        }
+    };
+    let r_ana = referral(ana_id.clone()).await?;
+    let r_bruno = referral(bruno_id.clone()).await?;
+    // Bruno no longer lets P read about him.
+    let (s, v) = post(
+        &sb,
+        &format!("/api/v1/consents/{bruno_consent}/withdraw"),
+        &bruno,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+
+    let inbox = format!("/api/v1/referrals?structure_id={p}&direction=received");
+    let outbox = format!("/api/v1/referrals?structure_id={a}&direction=sent");
+    let ana_by_p = referral_reads(&sb, &ana, &ana_id, &p).await?;
+    let bruno_by_p = referral_reads(&sb, &bruno, &bruno_id, &p).await?;
+
+    // Without the option: no names, and nothing opened nor logged.
+    let (s, v) = get(&sb, &inbox, &partner_p).await?;
+    assert_eq!(s, 200, "{v}");
+    for id in [&r_ana, &r_bruno] {
+        let it = item(&v, id)?;
+        assert!(it["person_contact"].is_null(), "{it}");
+        assert!(it["reason"].is_null(), "{it}");
+    }
+    assert_eq!(referral_reads(&sb, &ana, &ana_id, &p).await?, ana_by_p);
+    assert_eq!(
+        referral_reads(&sb, &bruno, &bruno_id, &p).await?,
+        bruno_by_p
+    );
+
+    // An unknown inclusion is refused by name.
+    let (s, v) = get(
+        &sb,
+        &format!("{inbox}&include=person_name,reason"),
+        &partner_p,
+    )
+    .await?;
+    assert_eq!(
+        (s, field_of(&v)),
+        (StatusCode::BAD_REQUEST, "include"),
+        "{v}"
+    );
+
+    // The receiver: Ana's name (her consent covers P), not Bruno's; names
+    // only, never the reason nor how to reach the person.
+    let (s, v) = get(&sb, &format!("{inbox}&include=person_name"), &partner_p).await?;
+    assert_eq!(s, 200, "{v}");
+    let it = item(&v, &r_ana)?;
+    assert_eq!(it["person_contact"]["first_name"], "Ana", "{it}");
+    assert_eq!(it["person_contact"]["last_name"], "Zabalveytia", "{it}");
+    assert!(it["person_contact"]["phone"].is_null(), "{it}");
+    assert!(it["person_contact"]["email"].is_null(), "{it}");
+    assert!(it["reason"].is_null(), "{it}");
+    let it = item(&v, &r_bruno)?;
+    assert!(it["person_contact"].is_null(), "{it}");
+    assert_eq!(it["status"], "envoyee", "{it}");
+
+    // Ana's log holds one more read of her referral by P; Bruno's none.
+    let after_list = referral_reads(&sb, &ana, &ana_id, &p).await?;
+    assert_eq!(after_list.len(), ana_by_p.len() + 1, "{after_list:?}");
+    let listed = after_list[0].clone();
+    assert_eq!(
+        listed,
+        (
+            "read".to_owned(),
+            r_ana.clone(),
+            json!(["mobilite"]),
+            "orientation".to_owned()
+        )
+    );
+    assert_eq!(
+        referral_reads(&sb, &bruno, &bruno_id, &p).await?,
+        bruno_by_p
+    );
+    // The same entry a single read writes.
+    let (s, v) = get(&sb, &format!("/api/v1/referrals/{r_ana}"), &partner_p).await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["person_contact"]["last_name"], "Zabalveytia");
+    let after_read = referral_reads(&sb, &ana, &ana_id, &p).await?;
+    assert_eq!(after_read.len(), after_list.len() + 1, "{after_read:?}");
+    assert_eq!(after_read[0], listed);
+    // P cannot read Bruno's referral in full either: same rule.
+    let (s, v) = get(&sb, &format!("/api/v1/referrals/{r_bruno}"), &partner_p).await?;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["person_contact"].is_null(), "{v}");
+    assert_eq!(
+        referral_reads(&sb, &bruno, &bruno_id, &p).await?,
+        bruno_by_p
+    );
+
+    // The sender follows both: both names, each read logged once for its
+    // person (purpose accompagnement, as its single read).
+    let ana_by_a = referral_reads(&sb, &ana, &ana_id, &a).await?;
+    let bruno_by_a = referral_reads(&sb, &bruno, &bruno_id, &a).await?;
+    let (s, v) = get(&sb, &format!("{outbox}&include=person_name"), &counselor_a).await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        item(&v, &r_ana)?["person_contact"]["first_name"],
+        "Ana",
+        "{v}"
+    );
+    assert_eq!(
+        item(&v, &r_bruno)?["person_contact"]["first_name"],
+        "Bruno",
+        "{v}"
+    );
+    assert_eq!(
+        item(&v, &r_bruno)?["person_contact"]["last_name"],
+        "Keita",
+        "{v}"
+    );
+    for (token, id, r, before) in [
+        (&ana, &ana_id, &r_ana, &ana_by_a),
+        (&bruno, &bruno_id, &r_bruno, &bruno_by_a),
+    ] {
+        let now = referral_reads(&sb, token, id, &a).await?;
+        assert_eq!(now.len(), before.len() + 1, "{now:?}");
+        assert_eq!(
+            now[0],
+            (
+                "read".to_owned(),
+                r.clone(),
+                json!(["mobilite"]),
+                "accompagnement".to_owned()
+            )
+        );
+    }
+    // The option is in the OpenAPI document.
+    let (s, doc) = get(&sb, "/api/v1/openapi.json", &operator).await?;
+    assert_eq!(s, 200);
+    let params = doc["paths"]["/referrals"]["get"]["parameters"]
+        .as_array()
+        .context("GET /referrals parameters")?;
+    assert!(
+        params
+            .iter()
+            .any(|x| x["name"] == "include" && x["in"] == "query"),
+        "{params:?}"
+    );
+    sb.stop().await
+}

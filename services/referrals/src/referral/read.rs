@@ -1,7 +1,9 @@
 //! Reading referrals, their history, their thread and the diagnostic that
 //! travelled; posting in the thread. Lists open nothing sealed (they show
-//! states and dates); a single referral, its history and its thread open
-//! their sealed parts in one identity call each.
+//! states and dates) unless asked for the people's names
+//! (`include_person_name`), opened per referral as a single read opens them;
+//! a single referral, its history and its thread open their sealed parts in
+//! one identity call each.
 
 use eva_platform::auth::{Role, require_role};
 use eva_platform::db::to_timestamp;
@@ -87,6 +89,7 @@ impl ReferralService for ReferralApi {
         req: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
         let caller = require_role(&req, CALLERS)?.clone();
+        let md = req.metadata().clone();
         let r = req.into_inner();
         let page = Page::parse(r.page_size, &r.page_token)?;
         let status = ReferralStatus::try_from(r.status)
@@ -133,8 +136,13 @@ impl ReferralService for ReferralApi {
             .await
             .map_err(internal)?;
         let (rows, next_page_token) = page.finish(rows, |r| r.referral_id.clone());
+        let referrals = if r.include_person_name {
+            self.named(&md, &caller, &rows).await?
+        } else {
+            rows.iter().map(|r| Self::to_proto(r, None)).collect()
+        };
         Ok(Response::new(pb::ListReferralsResponse {
-            referrals: rows.iter().map(|r| Self::to_proto(r, None)).collect(),
+            referrals,
             next_page_token,
         }))
     }
