@@ -379,11 +379,26 @@ async function consents(me) {
     notice(`Votre accord à ${c.nameOf(v.grantee_structure_id)} est enregistré. Votre reçu signé est dans « Mes reçus signés ».`);
   });
 
+  // Accords ended (withdrawn or expired): their signed receipts stay downloadable.
+  const ended = (await Promise.all(['withdrawn', 'expired'].map((st) => getAll(`/people/${id}/consents?status=${st}`, { max: 200 }))))
+    .flat().sort((a, b) => String(b.withdrawn_at || b.valid_until).localeCompare(String(a.withdrawn_at || a.valid_until)));
+  const past = ended.length ? h('section', { 'aria-labelledby': 'h-past' },
+    h('h2', { id: 'h-past' }, 'Mes anciens accords'),
+    h('details', {}, h('summary', {}, `Les accords retirés ou arrivés à leur fin (${ended.length})`),
+      h('ul', { class: 'receipts' }, ended.map((k) => h('li', {},
+        `${c.nameOf(k.grantee_structure_id)} : ${k.domains.map((d) => domainLabel(c.ref, d)).join(', ')}, accord du ${day(k.granted_at)}, `,
+        k.status === 'withdrawn' ? `retiré le ${day(k.withdrawn_at)}. ` : `arrivé à sa fin le ${day(k.valid_until)}. `,
+        button(`Télécharger le reçu de l'ancien accord du ${day(k.granted_at)} à ${c.nameOf(k.grantee_structure_id)} (${k.domains.map((d) => domainLabel(c.ref, d)).join(', ')})`, 'link', async () => {
+          await download(`/consents/${k.id}/receipt`, `recu-consentement-${k.id}.json`, 'application/json');
+          notice('Le reçu est téléchargé.');
+        }, 'Télécharger le reçu')))))) : null;
+
   render('Mes consentements', back(),
     h('p', { class: 'lead' }, 'Vous choisissez qui voit quoi dans votre dossier. Vous pouvez retirer votre accord à tout moment, pour une partie ou pour tout : cela prend effet tout de suite.'),
     h('section', { 'aria-labelledby': 'h-active' },
       h('h2', { id: 'h-active' }, 'Qui peut voir mon dossier'),
       cards.length ? cards : h('p', {}, 'Aucune structure ne peut voir votre dossier pour le moment.')),
+    past,
     h('section', { 'aria-labelledby': 'h-grant' },
       h('h2', { id: 'h-grant' }, 'Donner mon accord à une structure'),
       grant));

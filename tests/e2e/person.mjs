@@ -168,6 +168,16 @@ try {
     expect((await page.getByRole('article', { name: c }).count()) === 0, `${c} no longer sees anything`);
     const left = (await api(`/people/${fx.person.id}/consents?status=active`)).items.filter((k) => k.grantee_structure_id === fx.structures.c.id);
     expect(left.length === 0, 'no active consent to C on the server');
+  });
+
+  await step('les reçus des anciens accords restent téléchargeables', async () => {
+    const past = page.getByRole('region', { name: 'Mes anciens accords' });
+    await past.getByText(/^Les accords retirés ou arrivés à leur fin/).click();
+    const mine = past.getByRole('button', { name: new RegExp(`^Télécharger le reçu de l'ancien accord .* à ${c}`) });
+    expect((await mine.count()) >= 2, 'the first consent to C and the one that replaced it');
+    const { json } = await downloaded(() => mine.first().click());
+    expect(json.receipt && typeof json.signature === 'string', 'a signed receipt');
+    await checkA11y(page, 'anciens accords');
     await goHome();
   });
 
