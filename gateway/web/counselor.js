@@ -1,7 +1,7 @@
 // The counselor: caseload, a new person, the person's file (consents,
 // diagnostics, referral) and the diagnostic editor with both ratings side by side.
 import { get, getAll, getReferentiel, getStructures, levelLabel, domainLabel, patch, post } from './api.js';
-import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
+import { checkboxes, field, fmtDate, fmtDay, form, h, notice, render, values } from './dom.js';
 import * as history from './history.js';
 import * as plan from './plan.js';
 
@@ -33,17 +33,11 @@ async function followed(structureId) {
   return out.sort((a, b) => plain(`${a.last_name} ${a.first_name}`).localeCompare(plain(`${b.last_name} ${b.first_name}`)));
 }
 
-/** `2026-11-03T…` → « 3 nov. 2026 ». */
-function fmtShortDay(s) {
-  const d = new Date(s || '');
-  return Number.isNaN(d.getTime()) ? (s || '') : d.toLocaleDateString('fr-FR', { day: 'numeric', month: 'short', year: 'numeric' });
-}
-
 /** A person's latest diagnostic in words: « partagé le 3 nov. 2026 », « brouillon en cours »… */
 function lastDiagnostic(d) {
   if (!d) return 'pas encore de diagnostic';
   if (d.status === 'brouillon') return 'brouillon en cours';
-  const day = fmtShortDay(d.shared_at || d.created_at);
+  const day = fmtDay(d.shared_at || d.created_at, 'short');
   return d.status === 'partage' ? `partagé le ${day}` : `remplacé (partagé le ${day})`;
 }
 
@@ -118,12 +112,6 @@ export async function caseload(me) {
     h('p', {}, h('a', { href: '#/personnes/nouvelle', class: 'button' }, 'Inscrire une personne')),
     mine.length ? null : h('p', {}, 'Votre compte n\'est conseiller d\'aucune structure.'),
     lists.map(([s, people]) => peopleList(s, people)));
-}
-
-/** `2026-03-14` → `14/03/2026`. */
-export function fmtDay(s) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s || '');
-  return m ? `${m[3]}/${m[2]}/${m[1]}` : (s || '');
 }
 
 export async function newPerson(me) {

@@ -147,3 +147,21 @@ export function fmtDate(s) {
   const d = new Date(s);
   return Number.isNaN(d.getTime()) ? s : d.toLocaleString('fr-FR', { dateStyle: 'medium', timeStyle: 'short' });
 }
+
+const DAY_STYLES = {
+  numeric: {},
+  short: { day: 'numeric', month: 'short', year: 'numeric' },
+  long: { dateStyle: 'long' },
+};
+/**
+ * A day in French: `numeric` 14/03/2026, `short` 14 mars 2026, `long` 14 mars 2026 (and
+ * « 1er »). A date alone (`2026-03-14`) is that day wherever the browser is.
+ */
+export function fmtDay(s, style = 'numeric') {
+  if (!s) return '';
+  const only = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  const d = only ? new Date(Number(only[1]), Number(only[2]) - 1, Number(only[3])) : new Date(s);
+  if (Number.isNaN(d.getTime())) return s;
+  const text = d.toLocaleDateString('fr-FR', DAY_STYLES[style]);
+  return style === 'numeric' ? text : text.replace(/^1 /, '1er ');
+}

@@ -2,7 +2,7 @@
 // shared diagnostic to the next (a chart of freins and points d'appui per diagnostic,
 // and the same figures as a table), then two diagnostics compared item by item.
 import { domainLabel, get, getReferentiel, levelLabel } from './api.js';
-import { field, form, h, render, values } from './dom.js';
+import { field, fmtDay, form, h, render, values } from './dom.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
 /** « de Bruno », « d'Ana » : the French elision before a vowel. */
@@ -20,12 +20,8 @@ const EVOLUTION = {
   not_comparable: 'Pas comparable (non coté dans l\'un des deux)',
 };
 
-/** `dd/mm/yyyy` of a timestamp, for short chart labels. */
-function day(s) {
-  if (!s) return '';
-  const d = new Date(s);
-  return Number.isNaN(d.getTime()) ? s : d.toLocaleDateString('fr-FR');
-}
+/** `dd/mm/yyyy`, for short chart labels. */
+const day = (s) => fmtDay(s);
 
 /** The diagnostics' names, in time order: « n° 1 du 14/03/2026 ». */
 function nameOf(list, d) {

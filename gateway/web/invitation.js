@@ -1,7 +1,7 @@
 // Accepting an invitation (no session needed): the code a structure handed over, what it
 // is for, then the account's password; the session opens at once.
 import { get, post, setSession } from './api.js';
-import { field, form, h, notice, render, values } from './dom.js';
+import { field, fmtDay, form, h, notice, render, values } from './dom.js';
 
 const ROLES = {
   person: 'personne accompagnée', counselor: 'conseiller ou conseillère', structure_admin: 'administrateur ou administratrice',
@@ -49,7 +49,7 @@ function askCode(typed = '', error = '') {
 function accept(code, inv, done) {
   const role = ROLES[inv.role] || inv.role;
   const where = inv.structure ? ` pour ${inv.structure.name}` : '';
-  const until = inv.expires_at ? ` Ce code est valable jusqu'au ${new Date(inv.expires_at).toLocaleDateString('fr-FR', { dateStyle: 'long' })}.` : '';
+  const until = inv.expires_at ? ` Ce code est valable jusqu'au ${fmtDay(inv.expires_at, 'long')}.` : '';
   const fields = [];
   if (inv.password_required) {
     fields.push(field('Votre nom, tel que les autres le verront', 'display_name', { autocomplete: 'name', help: 'Facultatif si la structure l\'a déjà indiqué.' }).wrap);

@@ -2,7 +2,7 @@
 // my diagnostic and what changed, my own view on a draft, my consents (give, withdraw
 // one domain or everything, signed receipts), my referrals, who read my file, my data.
 import { ApiError, download, get, getAll, getReferentiel, getStructures, domainLabel, levelLabel, post } from './api.js';
-import { checkboxes, field, fmtDate, form, h, notice, render, values } from './dom.js';
+import { checkboxes, field, fmtDate, fmtDay, form, h, notice, render, values } from './dom.js';
 
 const HOME = '#/mon-espace';
 
@@ -76,7 +76,7 @@ async function context() {
 }
 
 const back = () => h('p', { class: 'back' }, h('a', { href: HOME }, '← Revenir à mon espace'));
-const day = (s) => (s ? new Date(s).toLocaleDateString('fr-FR', { dateStyle: 'long' }).replace(/^1 /, '1er ') : '');
+const day = (s) => fmtDay(s, 'long');
 const when = (d) => d.shared_at || d.created_at;
 
 /** Runs an action of a button; its error is told, the button is usable again. */

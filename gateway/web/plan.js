@@ -1,7 +1,7 @@
 // The action plan of a diagnostic: objectives per domain, actions per objective,
 // with their dates and statuses; each one can be changed, done or given up.
 import { domainLabel, get, getReferentiel, patch, post } from './api.js';
-import { field, fmtDate, form, h, notice, render, values } from './dom.js';
+import { field, fmtDate, fmtDay, form, h, notice, render, values } from './dom.js';
 
 /** `render` with the children flattened and the empty ones left out (null, false, arrays). */
 /** « de Bruno », « d'Ana » : the French elision before a vowel. */
@@ -19,10 +19,7 @@ function today() {
 }
 
 /** `2026-03-14` → `14/03/2026`. */
-function day(s) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s || '');
-  return m ? `${m[3]}/${m[2]}/${m[1]}` : (s || '');
-}
+const day = (s) => fmtDay(s);
 
 /** The API's words made plainer for the fields of the plan. */
 function plainer(e) {

@@ -172,14 +172,11 @@ impl Store {
         if person_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (0..person_ids.len())
-            .map(|i| format!("${}", i + 2))
-            .collect();
         let sql = format!(
             "SELECT {DIAGNOSTIC_COLUMNS} FROM diagnostics WHERE person_id IN ({}) \
              AND (status <> 'brouillon' OR structure_id = $1) \
              ORDER BY person_id, diagnostic_id DESC",
-            marks.join(", ")
+            eva_platform::db::placeholders(2, person_ids.len())
         );
         let mut h = self.db.acquire().await?;
         Ok(on_backend!(h.conn(), c => {

@@ -339,6 +339,15 @@ impl Handle {
 }
 
 /// Microseconds since the epoch: how every time is stored.
+/// `$first, $first+1, …` for `n` values: an `IN (…)` list of one placeholder per
+/// value (short lists only, such as a page of ids).
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn now_us() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000) as i64
@@ -403,5 +412,14 @@ impl Params {
             .map(|r| self.tuple(skip + 1 + r * cols, cols))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn placeholders_number_from_first() {
+        assert_eq!(super::placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(super::placeholders(1, 0), "");
     }
 }

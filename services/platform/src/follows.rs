@@ -102,13 +102,10 @@ impl Follows {
         if person_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (0..person_ids.len())
-            .map(|i| format!("${}", i + 2))
-            .collect();
         let sql = format!(
             "SELECT DISTINCT person_id FROM eva_accompaniments WHERE structure_id = $1 \
              AND end_date = '' AND person_id IN ({})",
-            marks.join(", ")
+            crate::db::placeholders(2, person_ids.len())
         );
         let mut h = self.db.acquire().await?;
         let rows: Vec<(String,)> = on_backend!(h.conn(), c => {

@@ -50,10 +50,10 @@ impl AccompanimentStore {
     ) -> Result<(Vec<NamedAccompaniment>, String), DbError> {
         // The structure filter is a short list of ids: one placeholder each.
         let filter = match structures {
-            Some(list) => {
-                let marks: Vec<String> = (0..list.len()).map(|i| format!("${}", i + 4)).collect();
-                format!("AND a.structure_id IN ({})", marks.join(", "))
-            }
+            Some(list) => format!(
+                "AND a.structure_id IN ({})",
+                eva_platform::db::placeholders(4, list.len())
+            ),
             None => String::new(),
         };
         let sql = format!(

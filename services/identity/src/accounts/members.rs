@@ -2,7 +2,7 @@
 //! module `accounts`), then validation, then the store in one transaction.
 
 use eva_platform::auth::{Role, require_role};
-use eva_platform::db::{now_us, to_timestamp};
+use eva_platform::db::{Tx, now_us, to_timestamp};
 use eva_platform::grpc::invalid_field;
 use eva_platform::outbox::{self, Event};
 use eva_platform::pagination::Page;
@@ -14,6 +14,38 @@ use super::invite::{InviteError, NewInvitation};
 use super::store::MembershipRow;
 use super::{Accounts, parse_display_name, parse_email, role_from_pb, roles_for_kind};
 use crate::SERVICE;
+
+impl Accounts {
+    /// The roles `user_id` holds in `structure_id`; NOT_FOUND when none.
+    async fn held_roles(
+        &self,
+        tx: &mut Tx,
+        user_id: &str,
+        structure_id: &str,
+    ) -> Result<Vec<String>, Status> {
+        let roles = self
+            .store
+            .roles_in(tx.conn(), user_id, structure_id)
+            .await
+            .map_err(internal)?;
+        if roles.is_empty() {
+            return Err(Status::not_found(
+                "membre introuvable dans cette structure / no such member in this structure",
+            ));
+        }
+        Ok(roles)
+    }
+
+    /// Whether the structure has one administrator at most (who must stay).
+    async fn last_admin(&self, tx: &mut Tx, structure_id: &str) -> Result<bool, Status> {
+        let admins = self
+            .store
+            .count_role(tx.conn(), structure_id, Role::StructureAdmin.as_str())
+            .await
+            .map_err(internal)?;
+        Ok(admins <= 1)
+    }
+}
 
 #[tonic::async_trait]
 impl pb::member_service_server::MemberService for Accounts {
@@ -145,24 +177,12 @@ impl pb::member_service_server::MemberService for Accounts {
         let now = now_us();
         let mut tx = self.store.db().begin().await.map_err(internal)?;
         let roles = self
-            .store
-            .roles_in(tx.conn(), &r.user_id, &r.structure_id)
-            .await
-            .map_err(internal)?;
-        if roles.is_empty() {
-            return Err(Status::not_found(
-                "membre introuvable dans cette structure / no such member in this structure",
-            ));
-        }
+            .held_roles(&mut tx, &r.user_id, &r.structure_id)
+            .await?;
         let admin = Role::StructureAdmin.as_str();
         if r.user_id == caller.user_id
             && roles.iter().any(|x| x == admin)
-            && self
-                .store
-                .count_role(tx.conn(), &r.structure_id, admin)
-                .await
-                .map_err(internal)?
-                <= 1
+            && self.last_admin(&mut tx, &r.structure_id).await?
         {
             return Err(Status::failed_precondition(
                 "vous êtes le dernier administrateur de cette structure : nommez-en un autre avant de partir / you are the last administrator of this structure: appoint another one first",
@@ -259,27 +279,15 @@ impl pb::member_service_server::MemberService for Accounts {
         let now = now_us();
         let mut tx = self.store.db().begin().await.map_err(internal)?;
         let held = self
-            .store
-            .roles_in(tx.conn(), &r.user_id, &r.structure_id)
-            .await
-            .map_err(internal)?;
-        if held.is_empty() {
-            return Err(Status::not_found(
-                "membre introuvable dans cette structure / no such member in this structure",
-            ));
-        }
+            .held_roles(&mut tx, &r.user_id, &r.structure_id)
+            .await?;
         let admin = Role::StructureAdmin.as_str();
         let loses: Vec<&String> = held
             .iter()
             .filter(|h| !wanted.iter().any(|w| w.as_str() == h.as_str()))
             .collect();
         if loses.iter().any(|h| h.as_str() == admin)
-            && self
-                .store
-                .count_role(tx.conn(), &r.structure_id, admin)
-                .await
-                .map_err(internal)?
-                <= 1
+            && self.last_admin(&mut tx, &r.structure_id).await?
         {
             return Err(Status::failed_precondition(
                 "c'est le dernier administrateur de cette structure : nommez d'abord un autre administrateur / this is the structure's last administrator: appoint another one first",
