@@ -2,9 +2,12 @@
 //! relay does (CloudEvents headers, `Nats-Msg-Id` = `ce-id`), to feed
 //! consumers facts with chosen dates, and to replay them.
 
-use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 use async_nats::jetstream;
 use eva_platform::bus::{CloudEvent, StreamSpec};
+use futures::TryStreamExt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -20,6 +23,7 @@ pub struct Published {
 /// Publishes events and remembers them, to replay them later.
 pub struct EventPublisher {
     js: jetstream::Context,
+    streams: Vec<&'static str>,
     pub published: Vec<Published>,
 }
 
@@ -35,6 +39,7 @@ impl EventPublisher {
         }
         Ok(Self {
             js: bus.jetstream().clone(),
+            streams: streams.iter().map(|s| s.name).collect(),
             published: Vec::new(),
         })
     }
@@ -75,6 +80,12 @@ impl EventPublisher {
         Ok(self.published.len())
     }
 
+    /// Waits until the consumers named `prefix…` on the streams published
+    /// to have applied everything ([`settled`]).
+    pub async fn settled(&self, prefix: &str, within: Duration) -> Result<()> {
+        settled(&self.js, &self.streams, prefix, within).await
+    }
+
     async fn send(&self, p: &Published, msg_id: &str) -> Result<()> {
         let mut headers = p.cloud_event.to_headers(None);
         headers.insert("Nats-Msg-Id", msg_id);
@@ -84,6 +95,48 @@ impl EventPublisher {
             .await
             .with_context(|| format!("publishing {}", p.subject))?;
         Ok(())
+    }
+}
+
+/// Waits until every durable consumer whose name starts with `prefix`, on
+/// `streams`, has applied and acked all it matches. An event put back for a
+/// retry (nak) still counts as unacked, so what is read afterwards is final,
+/// not a moment of an out-of-order redelivery.
+pub async fn settled(
+    js: &jetstream::Context,
+    streams: &[&str],
+    prefix: &str,
+    within: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut busy = Vec::new();
+        for name in streams {
+            let stream = js.get_stream(*name).await?;
+            let names: Vec<String> = stream.consumer_names().try_collect().await?;
+            for durable in names.into_iter().filter(|n| n.starts_with(prefix)) {
+                // A consumer gone meanwhile (a finished rebuild's) has nothing left.
+                let Ok(info) = stream.consumer_info(&durable).await else {
+                    continue;
+                };
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    busy.push(format!(
+                        "{name}/{durable}: {} to deliver, {} unacked",
+                        info.num_pending, info.num_ack_pending
+                    ));
+                }
+            }
+        }
+        if busy.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{prefix}… not settled after {within:?}: {}",
+                busy.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

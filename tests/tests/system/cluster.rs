@@ -180,6 +180,22 @@ async fn until_count(db: &Db, sql: &str, want: i64) -> Result<()> {
     }
 }
 
+/// Waits until `sql` counts 0: an outbox drains, so rows still in flight
+/// are waited for (unlike a projection, which only grows).
+async fn until_drained(db: &Db, sql: &str) -> Result<()> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let got = count(db, sql).await?;
+        if got == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{sql}: {got} left after {SETTLE:?}, expected 0");
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_during_writes_loses_and_duplicates_nothing() -> Result<()> {
     let cluster = NatsCluster::start().await?;
@@ -254,7 +270,7 @@ async fn a_node_killed_during_writes_loses_and_duplicates_nothing() -> Result<()
         "identity holds another number of accompaniments than the {total} writes"
     );
     // Every event left identity's outbox (acknowledged by the stream).
-    until_count(&identity, "SELECT COUNT(*) FROM eva_outbox", 0).await?;
+    until_drained(&identity, "SELECT COUNT(*) FROM eva_outbox").await?;
 
     // The restarted node caught up; the stream holds each event once.
     sb.nats

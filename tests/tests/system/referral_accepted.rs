@@ -85,31 +85,13 @@ async fn publish(
 
 /// Waits until identity's consumer has handled everything published so far.
 async fn settled(js: &jetstream::Context) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let last = js
-            .get_stream(streams::REFERRALS.name)
-            .await?
-            .info()
-            .await?
-            .state
-            .last_sequence;
-        if let Ok(info) = js
-            .get_stream(streams::REFERRALS.name)
-            .await?
-            .consumer_info(CONSUMER)
-            .await
-            && info.num_pending == 0
-            && info.num_ack_pending == 0
-            && info.ack_floor.stream_sequence >= last
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{CONSUMER} did not catch up");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eva_tests::events::settled(
+        js,
+        &[streams::REFERRALS.name],
+        CONSUMER,
+        Duration::from_secs(15),
+    )
+    .await
 }
 
 /// The accompaniments of `person_id` held by `structure_id`.

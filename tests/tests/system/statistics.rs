@@ -497,6 +497,12 @@ async fn story(backend: Backend) -> Result<()> {
             .await?;
     }
 
+    // Every event applied, retries included: a batch retried after a busy
+    // database comes back after later ones, so a month could still be short.
+    events
+        .settled("statistics-", Duration::from_secs(60))
+        .await?;
+
     // --- Figures computed by hand ---
     let (_, v) = get(&sb, "/api/v1/statistics/indicators/structures", &analyst).await?;
     assert_eq!(v["rule"]["threshold"], THRESHOLD, "{v}");
@@ -795,6 +801,9 @@ async fn story(backend: Backend) -> Result<()> {
         !c.is_empty()
     })
     .await?;
+    events
+        .settled("statistics-", Duration::from_secs(60))
+        .await?;
     let after = snapshot(&sb, &analyst).await?;
     assert_eq!(after, expected, "replaying every event changed the figures");
 
