@@ -97,6 +97,8 @@ pub struct LogEntryJson {
     pub actor_user_id: Option<String>,
     pub reason: String,
     pub occurred_at: Option<String>,
+    /// The question the post belongs to (itself, or an answer's); absent for a sheet.
+    pub question_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -252,6 +254,7 @@ impl From<pb::ModerationLogEntry> for LogEntryJson {
             actor_user_id: non_empty(e.actor_user_id),
             reason: e.reason,
             occurred_at: when(e.occurred_at),
+            question_id: non_empty(e.question_id),
         }
     }
 }

@@ -9,6 +9,8 @@ use eva_platform::config::GatewayConfig;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(crate::idempotency::HEADER);
+const REPLAYED: HeaderName = HeaderName::from_static(crate::idempotency::REPLAYED);
 
 /// The layer for `[gateway] cors_allowed_origins`; `None` when empty.
 pub fn layer(cfg: &GatewayConfig) -> Option<CorsLayer> {
@@ -31,8 +33,13 @@ pub fn layer(cfg: &GatewayConfig) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-            .expose_headers([header::RETRY_AFTER, REQUEST_ID, header::LOCATION])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                REQUEST_ID,
+                IDEMPOTENCY_KEY,
+            ])
+            .expose_headers([header::RETRY_AFTER, REQUEST_ID, header::LOCATION, REPLAYED])
             .max_age(Duration::from_secs(3600)),
     )
 }

@@ -426,33 +426,97 @@ async fn get_one(
 }
 
 /// Un service / One service
+///
+/// `ETag` : sa version, à renvoyer en `If-Match` pour le modifier sans écraser la
+/// modification d'un autre. / `ETag`: its version, to send back as `If-Match` to change it
+/// without overwriting someone else's change.
 #[utoipa::path(get, path = "/services/{id}", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
-    responses((status = 200, description = "Le service / The service", body = ServiceJson)))]
+    responses((status = 200, description = "Le service / The service", body = ServiceJson,
+        headers(("ETag" = String, description = "Sa version / its version")))))]
 async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<ServiceJson>, Problem> {
-    Ok(Json(get_one(&state, &headers, id).await?.into()))
+) -> Result<Response, Problem> {
+    Ok(versioned(get_one(&state, &headers, id).await?))
 }
+
+/// The service as JSON, with its version.
+fn versioned(s: pb::Service) -> Response {
+    let tag = crate::versions::etag(s.updated_at.as_ref());
+    let mut res = Json(ServiceJson::from(s)).into_response();
+    if let Some(tag) = tag {
+        res.headers_mut().insert(header::ETAG, tag);
+    }
+    res
+}
+
+/// Changes the same service may meet at once before one gives up.
+const MERGE_ATTEMPTS: usize = 4;
 
 /// Modifier un service / Change a service
 ///
 /// Les champs envoyés remplacent les actuels ; `null` en efface un ; `id`, `source`,
-/// `source_id`, `created_at` et `updated_at` sont fixés par EVA. / The fields sent replace
+/// `source_id`, `created_at` et `updated_at` sont fixés par EVA. Deux modifications
+/// simultanées de champs différents sont gardées toutes les deux. Avec `If-Match` (l'`ETag`
+/// lu), rien n'est changé si le service a changé depuis : 412. / The fields sent replace
 /// the current ones; `null` clears one; `id`, `source`, `source_id`, `created_at` and
-/// `updated_at` are set by EVA.
-#[utoipa::path(patch, path = "/services/{id}", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service")),
+/// `updated_at` are set by EVA. Two changes of different fields at once are both kept.
+/// With `If-Match` (the `ETag` read), nothing changes if the service changed since: 412.
+#[utoipa::path(patch, path = "/services/{id}", tag = TAG, params(("id" = String, Path, description = "Le service (UUIDv7) / the service"),
+        ("If-Match" = Option<String>, Header, description = "L'`ETag` lu / the `ETag` read")),
     request_body = ServiceInput,
-    responses((status = 200, description = "Le service / The service", body = ServiceJson)))]
+    responses((status = 200, description = "Le service / The service", body = ServiceJson,
+        headers(("ETag" = String, description = "Sa nouvelle version / its new version"))),
+        (status = 412, description = "Modifié depuis la lecture (`If-Match`) / Changed since it was read (`If-Match`)", body = Problem)))]
 async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<ServiceJson>, Problem> {
+) -> Result<Response, Problem> {
     let patch = object(body)?;
-    let current = get_one(&state, &headers, id.clone()).await?;
+    let wanted = crate::versions::if_match(&headers)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = get_one(&state, &headers, id.clone()).await?;
+        if let Some(v) = wanted
+            && !crate::versions::matches(v, current.updated_at.as_ref())
+        {
+            return Err(crate::versions::stale());
+        }
+        let expected_updated_at = current.updated_at;
+        let input = merged(current, &patch)?;
+        let req = state.upstreams.request(
+            &headers,
+            pb::UpdateServiceRequest {
+                service: Some(input.into_proto(id.clone())),
+                expected_updated_at,
+            },
+        );
+        match client(state.upstreams.referrals.clone())
+            .update_service(req)
+            .await
+        {
+            Ok(r) => return Ok(versioned(r.into_inner().service.ok_or_else(empty_answer)?)),
+            // Changed between our read and our write: merge onto the new state,
+            // unless the client asked for the version it read.
+            Err(s) if s.code() == tonic::Code::Aborted => {
+                if wanted.is_some() {
+                    return Err(crate::versions::stale());
+                }
+                if attempt >= MERGE_ATTEMPTS {
+                    return Err(s.into());
+                }
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
+}
+
+/// `patch` laid over `current`: the input to send.
+fn merged(current: pb::Service, patch: &Map<String, Value>) -> Result<ServiceInput, Problem> {
     let Value::Object(mut merged) = serde_json::to_value(ServiceJson::from(current))
         .map_err(|e| Problem::invalid("body", e.to_string()))?
     else {
@@ -460,31 +524,20 @@ async fn update(
     };
     for (k, v) in patch {
         if READ_ONLY.contains(&k.as_str()) {
-            if merged.get(&k) != Some(&v) {
+            if merged.get(k) != Some(v) {
                 return Err(Problem::invalid(
-                    &k,
+                    k,
                     "champ fixé par EVA, non modifiable / set by EVA, read-only",
                 ));
             }
             continue;
         }
-        merged.insert(k, v);
+        merged.insert(k.clone(), v.clone());
     }
     for k in READ_ONLY {
         merged.remove(*k);
     }
-    let input = parse_input(merged)?;
-    let req = state.upstreams.request(
-        &headers,
-        pb::UpdateServiceRequest {
-            service: Some(input.into_proto(id)),
-        },
-    );
-    let r = client(state.upstreams.referrals.clone())
-        .update_service(req)
-        .await?
-        .into_inner();
-    Ok(Json(r.service.ok_or_else(empty_answer)?.into()))
+    parse_input(merged)
 }
 
 /// Archiver un service / Archive (close) a service

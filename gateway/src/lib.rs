@@ -14,6 +14,7 @@ mod cors;
 mod diagnostics;
 mod directory;
 mod health;
+mod idempotency;
 mod json;
 mod limits;
 mod members;
@@ -27,6 +28,7 @@ mod rights;
 mod statistics;
 mod structures;
 mod upstream;
+mod versions;
 mod web;
 
 use std::net::SocketAddr;
@@ -51,6 +53,8 @@ pub use upstream::Upstreams;
 pub struct AppState {
     pub upstreams: Upstreams,
     pub bus: Option<Bus>,
+    /// Answers kept for `Idempotency-Key` (with the bus).
+    pub idempotency: Option<async_nats::jetstream::kv::Store>,
     /// `[gateway]`: rate limits and CORS origins.
     pub gateway: Arc<eva_platform::config::GatewayConfig>,
 }
@@ -92,7 +96,11 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes(openapi::document(doc)))
         .fallback(|| async {
             Problem::not_found("aucune ressource à cette adresse / no resource at this path")
-        });
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.idempotency.clone(),
+            idempotency::middleware,
+        ));
     Router::new()
         // The web client, and the system's state for people.
         .route("/", get(web::index))
@@ -138,9 +146,18 @@ pub async fn run(
         ),
         None => None,
     };
+    let idempotency = match &bus {
+        Some(bus) => Some(
+            idempotency::bucket(bus, config.bus.replicas)
+                .await
+                .map_err(|e| GatewayError::Setup(e.to_string()))?,
+        ),
+        None => None,
+    };
     let app = router(AppState {
         upstreams,
         bus,
+        idempotency,
         gateway: Arc::new(config.gateway.clone()),
     });
     let addr: Option<SocketAddr> = listener.local_addr().ok();

@@ -114,7 +114,20 @@ pub fn document(mut doc: Document) -> Document {
         "bearer",
         Vec::<String>::new(),
     )]);
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // Tokens are never kept: the auth calls take no Idempotency-Key.
+        if !path.starts_with("/auth/") {
+            for op in [
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                idempotent(op);
+            }
+        }
         for op in operations(item) {
             // `security(())`: a public operation answers neither 401 nor 403.
             let public = op.security.as_ref().is_some_and(|s| {
@@ -137,6 +150,46 @@ pub fn document(mut doc: Document) -> Document {
         }
     }
     doc
+}
+
+/// The optional `Idempotency-Key` header of a write, and its two answers.
+fn idempotent(op: &mut Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    let header = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Une valeur unique par opération (un UUID) : renvoyée avec la même requête \
+dans les 24 h, elle redonne la première réponse (en-tête `Idempotent-Replayed: true`) \
+au lieu de refaire l'opération. / A unique value per operation (a UUID): sent again with \
+the same request within 24 h, it gives back the first answer (`Idempotent-Replayed: true`) \
+instead of doing the operation twice.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(header);
+    for (status, description) in [
+        (
+            "409",
+            "Conflit, dont : la même requête (même Idempotency-Key) est en cours, réessayez après `Retry-After` / Conflict, including: the same request (same Idempotency-Key) is in progress, retry after `Retry-After`",
+        ),
+        (
+            "422",
+            "Idempotency-Key déjà utilisée pour une autre requête / Idempotency-Key already used for another request",
+        ),
+    ] {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description).into());
+    }
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {

@@ -1,4 +1,4 @@
-//! `/people/{id}/access-log`, `/export`, `/erase`, `/statistics-objection`:
+//! `/people/{id}/access-log` (and its `/summary`), `/export`, `/erase`, `/statistics-objection`:
 //! the person's access log and GDPR rights. Identity decides who may.
 
 use axum::Json;
@@ -21,6 +21,7 @@ use crate::{AppState, Problem};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(access_log))
+        .routes(routes!(access_log_summary))
         .routes(routes!(export))
         .routes(routes!(erase))
         .routes(routes!(objection))
@@ -51,6 +52,35 @@ pub struct AccessJson {
     /// `accompagnement`, `orientation`, `statistiques`, `droits_de_la_personne`…
     pub purpose: String,
     pub service: String,
+}
+
+/// Accesses of one day by one actor, with one action on one kind of resource
+/// for one purpose: « 3 lectures du diagnostic par Camille le 12 mars ».
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessGroupJson {
+    /// The day, `YYYY-MM-DD`, cut as the `from` and `to` of the access log cut days (UTC).
+    pub day: String,
+    pub actor_user_id: Option<String>,
+    /// The professional's name, when the actor is an account of EVA.
+    pub actor_display_name: Option<String>,
+    pub actor_structure_id: Option<String>,
+    pub actor_structure_name: Option<String>,
+    /// `person`, `counselor`, `structure_admin`, `partner`, `analyst`,
+    /// `operator`; null for a system action.
+    pub actor_role: Option<String>,
+    /// `read`, `write`, `export`, `erase`.
+    pub action: String,
+    pub resource_type: String,
+    /// `accompagnement`, `orientation`, `statistiques`, `droits_de_la_personne`…
+    pub purpose: String,
+    /// Every domain covered by one of the accesses, sorted.
+    pub domains: Vec<String>,
+    /// How many accesses (at least 1).
+    pub count: i64,
+    /// When the first happened.
+    pub first_at: Option<String>,
+    /// When the last happened.
+    pub last_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -107,19 +137,49 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
+/// `counselor`, …; `None` for a system action.
+fn role_code(role: i32) -> Option<String> {
+    pb::Role::try_from(role)
+        .ok()
+        .filter(|r| *r != pb::Role::Unspecified)
+        .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
+}
+
+/// `read`, `write`, `export`, `erase`.
+fn action_code(action: i32) -> String {
+    eva_proto::audit::v1::AccessAction::try_from(action)
+        .map(|a| {
+            a.as_str_name()
+                .trim_start_matches("ACCESS_ACTION_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+impl From<pb::AccessLogGroup> for AccessGroupJson {
+    fn from(g: pb::AccessLogGroup) -> Self {
+        Self {
+            day: g.day,
+            actor_user_id: non_empty(g.actor_user_id),
+            actor_display_name: non_empty(g.actor_display_name),
+            actor_structure_id: non_empty(g.actor_structure_id),
+            actor_structure_name: non_empty(g.actor_structure_name),
+            actor_role: role_code(g.actor_role),
+            action: action_code(g.action),
+            resource_type: g.resource_type,
+            purpose: g.purpose,
+            domains: g.domains,
+            count: g.count,
+            first_at: g.first_at.map(|t| rfc3339(&t)),
+            last_at: g.last_at.map(|t| rfc3339(&t)),
+        }
+    }
+}
+
 impl From<pb::AccessLogEntry> for AccessJson {
     fn from(e: pb::AccessLogEntry) -> Self {
-        let actor_role = pb::Role::try_from(e.actor_role)
-            .ok()
-            .filter(|r| *r != pb::Role::Unspecified)
-            .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase());
-        let action = eva_proto::audit::v1::AccessAction::try_from(e.action)
-            .map(|a| {
-                a.as_str_name()
-                    .trim_start_matches("ACCESS_ACTION_")
-                    .to_lowercase()
-            })
-            .unwrap_or_default();
+        let actor_role = role_code(e.actor_role);
+        let action = action_code(e.action);
         Self {
             id: e.access_id,
             occurred_at: e.occurred_at.map(|t| rfc3339(&t)),
@@ -166,6 +226,42 @@ async fn access_log(
     let r = client.list_access_log(req).await?.into_inner();
     Ok(Json(Page {
         items: r.entries.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
+/// Le journal des accès, regroupé / The access log, grouped
+///
+/// Les accès d'un même jour par une même personne, pour une même action sur un même
+/// type de donnée et un même motif, en une ligne avec leur nombre, le premier et le
+/// dernier : les jours les plus récents d'abord. Mêmes lecteurs que le journal ; le lire
+/// n'est pas noté. / Accesses of one day by one actor, with one action on one kind of
+/// resource for one purpose, as one line with their count, first and last: newest day
+/// first. Same readers as the log; reading it is not logged.
+#[utoipa::path(get, path = "/people/{id}/access-log/summary", tag = TAG,
+    params(("id" = String, Path, description = PERSON), AccessLogQuery),
+    responses((status = 200, description = "Une page de groupes / One page of groups", body = Page<AccessGroupJson>)))]
+async fn access_log_summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<AccessLogQuery>, QueryRejection>,
+) -> Result<Json<Page<AccessGroupJson>>, Problem> {
+    let Query(q) = query?;
+    let mut client = AccessLogServiceClient::new(state.upstreams.identity.clone());
+    let req = state.upstreams.request(
+        &headers,
+        pb::SummarizeAccessLogRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            person_id: id,
+            from: q.from,
+            to: q.to,
+        },
+    );
+    let r = client.summarize_access_log(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.groups.into_iter().map(Into::into).collect(),
         next_page_token: non_empty(r.next_page_token),
     }))
 }

@@ -101,6 +101,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/community.js"),
     ),
     (
+        "community_moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/community_moderation.js"),
+    ),
+    (
         "admin.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/admin.js"),

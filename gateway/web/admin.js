@@ -7,8 +7,8 @@
 //   #/structure/{id}/services/{sid}     change a service
 //   #/structure/{id}/reception          a partner's event format and webhooks (pause, resume)
 //   #/structure/{id}/reception/{wid}    a webhook's deliveries
-import { del, download, get, patch, post } from './api.js';
-import { checkboxes, field, fmtDate, form, h, notice, render, uid, values } from './dom.js';
+import { del, download, get, getVersioned, patch, patchVersioned, post } from './api.js';
+import { checkboxes, field, fmtDate, form, h, notice, render, scrollBox, uid, values } from './dom.js';
 
 /** A page of the area: its h1, then its parts (absent ones skipped) in one block. */
 const show = (title, ...parts) => render(title, h('div', { class: 'admin' }, parts));
@@ -501,7 +501,7 @@ function importSection(c) {
     const what = v.dry_run ? 'Vérification' : 'Import';
     report.replaceChildren(
       h('p', {}, `${what} : ${r.created} service(s) ${v.dry_run ? 'à créer' : 'créé(s)'}, ${r.updated} ${v.dry_run ? 'à mettre à jour' : 'mis à jour'}, ${r.rejected.length} refusé(s).`),
-      r.rejected.length ? h('div', { class: 'table-wrap' }, h('table', {},
+      r.rejected.length ? scrollBox('Lignes refusées', h('table', {},
         h('caption', {}, 'Lignes refusées'),
         h('thead', {}, h('tr', {}, ['Ligne', 'Identifiant', 'Champ', 'Raison'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, r.rejected.map((x) => h('tr', {}, h('td', {}, String(x.index + 1)), h('td', {}, x.source_id || '—'),
@@ -533,7 +533,9 @@ function thematiquesField(checked) {
 }
 
 async function serviceForm(c, serviceId) {
-  const s = serviceId ? await get(`/services/${encodeURIComponent(serviceId)}`) : null;
+  // The version read: saving over someone else's change meanwhile is refused (412).
+  let read = serviceId ? await getVersioned(`/services/${encodeURIComponent(serviceId)}`) : null;
+  const s = read?.data ?? null;
   const val = (k) => (s && s[k] != null ? String(s[k]) : undefined);
   const arr = (k) => (s && s[k]) || [];
   const back = h('p', {}, h('a', { href: `${c.base}/services` }, 'Revenir aux services de la structure'));
@@ -607,7 +609,14 @@ async function serviceForm(c, serviceId) {
       opening_hours: text('opening_hours'), capacity, available_places: available,
     };
     if (s) {
-      await patch(`/services/${s.id}`, body);
+      try {
+        await patchVersioned(`/services/${s.id}`, body, read.version);
+      } catch (e) {
+        if (e.status !== 412) throw e;
+        const meanwhile = await changedMeanwhile(s.id, read.data, body);
+        read = meanwhile.now;
+        throw meanwhile.err;
+      }
       notice(`Le service « ${v.name} » est modifié.`);
     } else {
       await post('/services', { structure_id: c.s.id, ...body });
@@ -617,6 +626,26 @@ async function serviceForm(c, serviceId) {
   });
   return show(s ? `Modifier « ${s.name} »` : 'Ajouter un service', header(c, '/services'), back,
     h('p', {}, 'Les champs marqués « obligatoire » sont à remplir ; les autres aident les conseillers à savoir si le service convient.'), f);
+}
+
+/** Plain text of a field's value, to say what it is now. */
+const shown = (x) => (Array.isArray(x) ? x.join(', ') : x == null || x === '' ? '(vide)' : String(x));
+
+/**
+ * Someone saved the service while this form was open: the error to show, saying next
+ * to each field they changed what it is now (what was typed stays), and the version
+ * now read, over which the next save is made (the user has seen it).
+ */
+async function changedMeanwhile(id, before, body) {
+  const now = await getVersioned(`/services/${encodeURIComponent(id)}`);
+  const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  const fields = Object.keys(body)
+    .filter((k) => !same(before[k], now.data[k]))
+    .map((k) => ({ field: k, message: `Modifié entre-temps par quelqu'un d'autre : maintenant « ${shown(now.data[k])} ». Gardez votre saisie ou reprenez cette valeur.` }));
+  const err = new Error('Quelqu\'un a enregistré ce service pendant que vous le modifiiez. Vos saisies sont gardées : vérifiez les champs signalés, puis enregistrez à nouveau pour garder votre version.');
+  err.fields = fields;
+  err.explained = true;
+  return { now, err };
 }
 
 // ---------------------------------------------------------------------------
@@ -753,7 +782,7 @@ async function deliveries(c, webhookId, params) {
     h('p', {}, 'Adresse : ', h('strong', { class: 'url' }, hook ? hook.url : webhookId)),
     filter,
     page.items.length
-      ? h('div', { class: 'table-wrap' }, h('table', {},
+      ? scrollBox('Envois récents', h('table', {},
         h('caption', {}, `Envois récents, les plus récents d'abord${status ? ` (${DELIVERY[status]})` : ''}`),
         h('thead', {}, h('tr', {}, ['Événement', 'État', 'Essais', 'Dernier essai', 'Réponse HTTP', 'Erreur ou suite'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, rows)))

@@ -2,7 +2,7 @@
 // (SVG) and as a table, with its exports. The choices live in the address, so a
 // dashboard can be bookmarked and sent to a colleague.
 import { download, get, getReferentiel, domainLabel, levelLabel } from './api.js';
-import { checkboxes, field, form, h, notice, render, showErrors, values } from './dom.js';
+import { checkboxes, field, form, h, notice, render, scrollBox, showErrors, values } from './dom.js';
 
 const DIMENSIONS = {
   month: 'Mois', quarter: 'Trimestre', year: 'Année', commune: 'Commune', epci: 'Intercommunalité (EPCI)',
@@ -127,25 +127,27 @@ function chart(def, data, groupBy, label) {
   const unit = def?.unit === 'percent' ? ' %' : def?.unit ? ` ${def.unit}` : '';
   const val = (c) => (c.suppressed ? 0 : Number(c.value ?? c.count ?? 0));
   const max = Math.max(1, ...cells.map(val));
-  const rowH = 28; const labelW = 260; const barW = 360; const width = labelW + barW + 90;
-  const height = cells.length * rowH + 10;
+  // Phone first: each label above its bar, in a drawing narrow enough to stay legible at
+  // 390 px (the SVG takes the width it is given, its viewBox keeps the proportions).
+  const rowH = 46; const barW = 330; const width = barW + 90;
+  const height = cells.length * rowH + 4;
   const titleId = `chart-title-${def?.id}`;
-  const svg = h('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': titleId, class: 'chart', width: '100%' },
+  const svg = h('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': titleId, class: 'chart stats-chart', width: '100%' },
     h('title', { id: titleId }, `${def?.label_fr || 'Indicateur'} : diagramme en barres, ${cells.length} catégorie(s)`),
     cells.map((c, i) => {
-      const y = i * rowH + 5;
+      const y = i * rowH + 4;
       const w = Math.round((val(c) / max) * barW);
       return h('g', {},
-        h('text', { x: labelW - 8, y: y + 18, 'text-anchor': 'end', class: 'chart-label' }, cellLabel(c, groupBy, label).slice(0, 36)),
-        h('rect', { x: labelW, y, width: Math.max(w, 1), height: rowH - 8, class: c.suppressed ? 'chart-bar secret' : 'chart-bar' }),
-        h('text', { x: labelW + w + 6, y: y + 18, class: 'chart-value' }, c.suppressed ? 'secret' : `${val(c)}${unit}`));
+        h('text', { x: 0, y: y + 15, class: 'chart-label' }, cellLabel(c, groupBy, label).slice(0, 48)),
+        h('rect', { x: 0, y: y + 21, width: Math.max(w, 1), height: 18, class: c.suppressed ? 'chart-bar secret' : 'chart-bar' }),
+        h('text', { x: w + 6, y: y + 36, class: 'chart-value' }, c.suppressed ? 'secret' : `${val(c)}${unit}`));
     }));
   // A count-only indicator has no « Valeur » column.
   const measured = all.some((c) => c.value != null && c.value !== c.count);
   const figures = measured ? ['Effectif', 'Valeur'] : ['Effectif'];
   const head = [...(groupBy.length ? groupBy.map((d) => DIMENSIONS[d] || d) : ['Catégorie']), ...figures];
   const table = h('details', {}, h('summary', {}, 'Voir les chiffres en tableau'),
-    h('div', { class: 'table-wrap' }, h('table', {},
+    scrollBox(`${def?.label_fr || 'Indicateur'} : tableau des chiffres`, h('table', {},
       h('caption', {}, `${def?.label_fr || 'Indicateur'} : les chiffres du graphique`),
       h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, all.map((c) => h('tr', {},

@@ -45,11 +45,25 @@ async function refreshed() {
   return refreshing;
 }
 
-async function send(method, path, body, accept = 'application/json, application/problem+json') {
-  const headers = { accept };
+const WRITES = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+
+/** A random UUID (v4): `crypto.randomUUID` needs https, a box on a LAN may serve http. */
+function uuid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function send(method, path, body, accept = 'application/json, application/problem+json', key = undefined, extra = {}) {
+  const headers = { accept, ...extra };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const t = token();
   if (t) headers.authorization = `Bearer ${t}`;
+  if (key) headers['idempotency-key'] = key;
   try {
     return await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
@@ -57,11 +71,33 @@ async function send(method, path, body, accept = 'application/json, application/
   }
 }
 
+/**
+ * A write whose answer was lost (the network dropped) is sent again under the same
+ * `Idempotency-Key`: the server gives back the first answer instead of doing it twice
+ * (a second person, a second referral). Twice at most, then the error is told.
+ */
+async function sendOnce(method, path, body, accept, extra) {
+  if (!WRITES.has(method)) return send(method, path, body, accept, undefined, extra);
+  const key = uuid();
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const res = await send(method, path, body, accept, key, extra);
+      const busy = res.status === 409 && res.headers.get('retry-after')
+        && (await res.clone().text()).includes('idempotency-key-in-use');
+      if (!busy || attempt >= 4) return res;
+      await pause(1000 * Number(res.headers.get('retry-after') || 1));
+    } catch (e) {
+      if (e.status !== 0 || attempt >= 2) throw e;
+      await pause(500 * 3 ** attempt);
+    }
+  }
+}
+
 /** A call answered as a Response; an expired access token is refreshed once. */
-async function call(method, path, body, accept) {
-  let res = await send(method, path, body, accept);
+async function call(method, path, body, accept, extra = {}) {
+  let res = await sendOnce(method, path, body, accept, extra);
   if (res.status === 401 && token() && !path.startsWith('/auth/')) {
-    if (await refreshed()) res = await send(method, path, body, accept);
+    if (await refreshed()) res = await sendOnce(method, path, body, accept, extra);
     if (res.status === 401) {
       setSession(null);
       window.dispatchEvent(new Event('eva:logout'));
@@ -75,10 +111,26 @@ async function call(method, path, body, accept) {
   return res;
 }
 
-export async function api(method, path, body) {
-  const res = await call(method, path, body);
+async function parsed(res) {
   const text = await res.text();
   try { return text ? JSON.parse(text) : null; } catch { return null; }
+}
+
+export async function api(method, path, body) {
+  return parsed(await call(method, path, body));
+}
+
+/**
+ * A resource with its version (`ETag`), and a change made only over that version
+ * (`If-Match`): someone else's change meanwhile is refused with 412, not overwritten.
+ */
+export async function getVersioned(path) {
+  const res = await call('GET', path);
+  return { data: await parsed(res), version: res.headers.get('etag') };
+}
+export async function patchVersioned(path, body, version) {
+  const res = await call('PATCH', path, body, undefined, version ? { 'if-match': version } : {});
+  return { data: await parsed(res), version: res.headers.get('etag') };
 }
 
 export const get = (p) => api('GET', p);

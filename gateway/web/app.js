@@ -150,6 +150,13 @@ export function go(hash) {
   else location.hash = hash;
 }
 
+// « Aller au contenu » moves the focus to the page's h1: following `#main` would change the
+// address, and the address is the route.
+document.querySelector('a.skip')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  const main = document.getElementById('main');
+  (main.querySelector('h1') || main).focus();
+});
 window.addEventListener('hashchange', () => route());
 window.addEventListener('eva:logout', () => {
   me = null;

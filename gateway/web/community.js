@@ -2,13 +2,17 @@
 // réponses (votes, réponse acceptée, réponses certifiées, suivre, signaler), poser une
 // question (le texte est relu par le serveur : pas de données sur les personnes
 // accompagnées), la recherche, et la bibliothèque de fiches solutions (avis « ça a marché »).
+// Modifier ses publications, créer un espace et modérer : community_moderation.js.
 import { domainLabel, get, getReferentiel, post, del } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, showErrors, values } from './dom.js';
+import {
+  editAnswer, editQuestion, edited, mayCreateSpace, moderateBox, moderationPage, newSpace, reportBox,
+} from './community_moderation.js';
 
 /** Une page de la communauté : ses styles ne s'appliquent qu'à l'intérieur de `.community`. */
-const page = (title, ...children) => render(title, h('div', { class: 'community' }, children));
+export const page = (title, ...children) => render(title, h('div', { class: 'community' }, children));
 
-const BASE = '#/communaute';
+export const BASE = '#/communaute';
 const KIND = { territory: 'Territoire', theme: 'Thème', structure: 'Ma structure' };
 const HIT = { question: 'Question', answer: 'Réponse', solution: 'Fiche solution' };
 const FOUND = {
@@ -19,14 +23,18 @@ const FOUND = {
 };
 /** Le début de chaque message de la relecture (pour l'effacer quand le texte est corrigé). */
 const SCREENED = 'Ce texte contient';
-const MIN_TITLE = 5;
-const MAX_TITLE = 200;
+export const MIN_TITLE = 5;
+export const MAX_TITLE = 200;
+/** Un code de département (27, 2A), de commune (27681) ou d'EPCI (9 chiffres). */
+export const TERRITORY = /^(\d{2,3}|2[AB]|\d{5}|2[AB]\d{3}|\d{9})$/i;
 
 export async function route(me, parts, params) {
   const [, a, b] = parts;
   if (!a) return home(me, params);
   if (a === 'questions' && b === 'nouvelle') return ask(me, params);
-  if (a === 'questions' && b) return question(me, b);
+  if (a === 'questions' && b) return question(me, b, params);
+  if (a === 'espaces' && b === 'nouveau') return newSpace(me, await getReferentiel());
+  if (a === 'moderation') return moderationPage(me, params);
   if (a === 'questions') return home(me, params);
   if (a === 'recherche') return search(me, params);
   if (a === 'solutions' && b === 'nouvelle') return publish(me);
@@ -41,13 +49,13 @@ export async function route(me, parts, params) {
 // ---------------------------------------------------------------------------
 
 /** « Votre question », « Question d'une ou un collègue » : les noms ne sont pas montrés. */
-const byWho = (me, userId, mine, other) => {
+export const byWho = (me, userId, mine, other) => {
   if (!userId) return `${other} (compte supprimé)`;
   return userId === me.user_id ? mine : `${other} d'une ou un collègue`;
 };
 
 /** Le fil d'Ariane de la communauté. */
-function crumbs(...items) {
+export function crumbs(...items) {
   const all = [['Communauté', BASE], ...items];
   return h('nav', { class: 'crumbs', 'aria-label': 'Fil d\'Ariane' },
     h('ol', {}, all.map(([label, href], i) => h('li', {},
@@ -108,7 +116,7 @@ async function screen(texts) {
  * Un refus de la relecture (409 avec `errors`) : chaque champ reçoit une explication qui
  * dit quoi retirer. Les autres erreurs passent telles quelles.
  */
-async function explainRefusal(err, texts) {
+export async function explainRefusal(err, texts) {
   if (err.status !== 409 || !err.fields?.length) throw err;
   let found = {};
   try { found = await screen(texts); } catch { found = {}; }
@@ -127,7 +135,7 @@ async function explainRefusal(err, texts) {
  * Relecture pendant la frappe (au repos depuis 0,8 s) : le message s'affiche à côté du champ
  * concerné et s'efface quand le texte est corrigé. Facultative : si elle échoue, rien ne bloque.
  */
-function screenWhileTyping(f, names) {
+export function screenWhileTyping(f, names) {
   let timer = null;
   let asked = 0;
   const run = async () => {
@@ -165,9 +173,9 @@ function screenWhileTyping(f, names) {
 }
 
 /** Une erreur de formulaire montrée à côté des champs. */
-const invalid = (message, fields) => Object.assign(new Error(message), { fields });
+export const invalid = (message, fields) => Object.assign(new Error(message), { fields });
 
-function checkTitle(v, fields) {
+export function checkTitle(v, fields) {
   const n = Array.from(v.title || '').length;
   if (!n) fields.push({ field: 'title', message: 'Donnez un titre : la question ou la solution en une phrase.' });
   else if (n < MIN_TITLE) fields.push({ field: 'title', message: `Le titre est trop court : au moins ${MIN_TITLE} caractères.` });
@@ -190,30 +198,7 @@ function action(label, run, attrs = {}) {
   return b;
 }
 
-/** « Signaler un abus » : un motif, envoyé à la modération. */
-function reportBox(kind, id, what) {
-  const reason = field('Pourquoi signalez-vous ce contenu ?', 'reason', {
-    multiline: true, required: true,
-    help: 'Par exemple : données personnelles d\'une personne, propos blessants, publicité. Les modérateurs de l\'espace le liront.',
-  });
-  const box = h('details', { class: 'report' }, h('summary', {}, `Signaler ${what}`));
-  box.append(form(`Signaler ${what}`, [reason.wrap], 'Envoyer le signalement', async (f) => {
-    const v = values(f);
-    if (!v.reason) throw invalid('Le motif manque.', [{ field: 'reason', message: 'Dites en quelques mots ce qui pose problème.' }]);
-    try {
-      await post('/community/reports', { content_kind: kind, content_id: id, reason: v.reason });
-    } catch (e) {
-      if (e.status === 409) e.message = 'Vous avez déjà signalé ce contenu : les modérateurs l\'ont reçu.';
-      throw e;
-    }
-    box.open = false;
-    f.reset();
-    notice('Merci : votre signalement est transmis aux modérateurs.');
-  }));
-  return box;
-}
-
-async function allSpaces() {
+export async function allSpaces() {
   return (await get('/community/spaces?page_size=200')).items;
 }
 
@@ -246,7 +231,7 @@ function searchForm(q = '', kind) {
 }
 
 /** « Suite » : la page suivante d'une liste, par l'adresse (le jeton de l'API dans `suite`). */
-function more(params, token, label) {
+export function more(params, token, label) {
   if (!token) return null;
   const p = new URLSearchParams(params);
   p.set('suite', token);
@@ -315,6 +300,7 @@ async function home(me, params) {
   const spaceName = (id) => spaces.find((s) => s.id === id)?.name || 'un espace';
   const mine = spaces.filter((s) => s.my_role);
   const others = spaces.filter((s) => !s.my_role);
+  const moderates = mine.some((s) => s.my_role === 'moderator');
 
   const spaceItem = (s) => h('li', { class: 'space' },
     h('div', {},
@@ -342,14 +328,16 @@ async function home(me, params) {
         ? h('span', { class: 'badge open' }, 'Sans réponse')
         : `${q.answer_count} réponse${q.answer_count > 1 ? 's' : ''}`,
       q.accepted_answer_id ? h('span', { class: 'badge ok' }, 'Résolue') : null,
-      q.followed ? h('span', { class: 'badge' }, 'Suivie') : null),
+      q.followed ? h('span', { class: 'badge' }, 'Suivie') : null,
+      q.status === 'hidden' ? h('span', { class: 'badge hidden' }, 'Masquée par la modération') : null),
     tags(ref, q.domains));
 
   page('Communauté',
     h('p', { class: 'lead' }, 'Entre conseillers : posez vos questions, partagez ce qui a marché, retrouvez les solutions de vos collègues. Ne publiez jamais ce qui permettrait de reconnaître une personne accompagnée.'),
     h('p', { class: 'actions' },
       h('a', { class: 'button', href: `${BASE}/questions/nouvelle` }, 'Poser une question'),
-      h('a', { class: 'button secondary', href: `${BASE}/solutions` }, 'Bibliothèque de solutions')),
+      h('a', { class: 'button secondary', href: `${BASE}/solutions` }, 'Bibliothèque de solutions'),
+      moderates ? h('a', { class: 'button secondary', href: `${BASE}/moderation` }, 'Modération') : null),
     searchForm(),
     h('section', { 'aria-labelledby': 'c-questions' },
       h('h2', { id: 'c-questions' }, 'Questions'),
@@ -366,7 +354,8 @@ async function home(me, params) {
         ? h('ul', { class: 'cards spaces' }, mine.map(spaceItem))
         : h('p', {}, 'Vous n\'êtes membre d\'aucun espace : rejoignez-en un pour y poser des questions.'),
       others.length ? h('h3', {}, 'Autres espaces') : null,
-      others.length ? h('ul', { class: 'cards spaces' }, others.map(spaceItem)) : null),
+      others.length ? h('ul', { class: 'cards spaces' }, others.map(spaceItem)) : null,
+      mayCreateSpace(me) ? h('p', { class: 'actions' }, h('a', { class: 'button secondary', href: `${BASE}/espaces/nouveau` }, 'Créer un espace')) : null),
     h('section', { 'aria-labelledby': 'c-solutions' },
       h('h2', { id: 'c-solutions' }, 'Solutions les plus utiles'),
       sheets.items.length
@@ -384,7 +373,7 @@ async function home(me, params) {
 // Une question
 // ---------------------------------------------------------------------------
 
-async function question(me, id) {
+async function question(me, id, params) {
   const [ref, q, answers, spaces] = await Promise.all([
     getReferentiel(), get(`/community/questions/${id}`),
     get(`/community/questions/${id}/answers?page_size=200`), allSpaces(),
@@ -411,7 +400,7 @@ async function question(me, id) {
   function drawAnswers(items, focusId) {
     const n = items.length;
     count.textContent = n ? `${n} réponse${n > 1 ? 's' : ''}` : 'Pas encore de réponse';
-    hint.textContent = asker && n && !q.accepted_answer_id
+    hint.textContent = asker && items.some((a) => a.status !== 'hidden') && !q.accepted_answer_id
       ? 'Une réponse vous a aidé ? Acceptez-la : vos collègues sauront qu\'elle a marché.' : '';
     list.replaceChildren(...items.map((a) => {
       const marks = [
@@ -421,8 +410,10 @@ async function question(me, id) {
       ];
       const votes = h('p', { class: 'votes' }, `${a.vote_count} vote${a.vote_count > 1 ? 's' : ''}`, a.voted ? ' — dont le vôtre' : '');
       const mineAnswer = a.author_user_id === me.user_id;
+      // A hidden answer is shown to its author and the moderators only: no vote, no choice.
+      const shown = a.status !== 'hidden';
       const buttons = [
-        !a.voted && !mineAnswer ? action('Cette réponse m\'aide (voter)', async () => {
+        shown && !a.voted && !mineAnswer ? action('Cette réponse m\'aide (voter)', async () => {
           try {
             await post(`/community/answers/${a.id}/votes`);
           } catch (e) {
@@ -432,7 +423,7 @@ async function question(me, id) {
           notice('Merci : votre vote est compté.');
           await reload(a.id);
         }, { class: 'secondary', 'aria-describedby': `a-${a.id}-by` }) : null,
-        asker && !a.accepted ? action('Accepter cette réponse', async () => {
+        shown && asker && !a.accepted ? action('Accepter cette réponse', async () => {
           await post(`/community/answers/${a.id}/accept`);
           notice('Réponse acceptée : la question est marquée résolue.');
           await reload(a.id);
@@ -443,13 +434,15 @@ async function question(me, id) {
           await reload(a.id);
         }, { class: 'secondary', 'aria-describedby': `a-${a.id}-by` }) : null,
       ];
-      return h('li', { class: `answer${a.accepted ? ' accepted' : ''}${a.certified ? ' certified' : ''}`, id: `a-${a.id}`, tabindex: '-1' },
-        h('p', { class: 'meta', id: `a-${a.id}-by` }, `${byWho(me, a.author_user_id, 'Votre réponse', 'Réponse')}, ${fmtDate(a.created_at)}`),
+      return h('li', { class: `answer${a.accepted ? ' accepted' : ''}${a.certified ? ' certified' : ''}${a.status === 'hidden' ? ' hidden-post' : ''}`, id: `a-${a.id}`, tabindex: '-1' },
+        h('p', { class: 'meta', id: `a-${a.id}-by` }, `${byWho(me, a.author_user_id, 'Votre réponse', 'Réponse')}, ${fmtDate(a.created_at)}`, edited(a)),
         h('p', { class: 'marks' }, marks),
         prose(a.body),
         votes,
         h('div', { class: 'answer-actions' }, buttons),
-        mineAnswer ? null : reportBox('answer', a.id, 'cette réponse'));
+        mineAnswer ? editAnswer(a, () => reload(a.id)) : null,
+        moderator ? moderateBox('answer', a, () => reload(a.id)) : null,
+        mineAnswer || moderator ? null : reportBox('answer', a.id, 'cette réponse'));
     }));
     if (focusId) document.getElementById(`a-${focusId}`)?.focus();
   }
@@ -491,13 +484,15 @@ async function question(me, id) {
 
   page(q.title,
     crumbs(['Question', null]),
-    h('article', { class: 'question', 'aria-labelledby': 'c-q-meta' },
-      h('p', { class: 'meta', id: 'c-q-meta' }, `${byWho(me, q.author_user_id, 'Votre question', 'Question')}, dans l'espace « ${space?.name || '—'} », ${fmtDate(q.created_at)}`),
+    h('article', { class: `question${q.status === 'hidden' ? ' hidden-post' : ''}`, 'aria-labelledby': 'c-q-meta' },
+      h('p', { class: 'meta', id: 'c-q-meta' }, `${byWho(me, q.author_user_id, 'Votre question', 'Question')}, dans l'espace « ${space?.name || '—'} », ${fmtDate(q.created_at)}`, edited(q)),
       status,
       tags(ref, q.domains),
       prose(q.body),
       followSlot,
-      asker ? null : reportBox('question', q.id, 'cette question')),
+      asker ? editQuestion(q, ref, () => question(me, id)) : null,
+      moderator ? moderateBox('question', q, () => question(me, id)) : null,
+      asker || moderator ? null : reportBox('question', q.id, 'cette question')),
     h('section', { 'aria-labelledby': 'c-answers' },
       count,
       hint,
@@ -505,7 +500,9 @@ async function question(me, id) {
     h('section', { 'aria-labelledby': 'c-reply' },
       h('h2', { id: 'c-reply' }, 'Répondre'),
       answerForm));
-  drawAnswers(answers.items);
+  // From the moderation log: the answer named in the address gets the focus.
+  const shown = params?.get('reponse');
+  drawAnswers(answers.items, answers.items.some((a) => a.id === shown) ? shown : undefined);
 }
 
 // ---------------------------------------------------------------------------
@@ -545,7 +542,7 @@ async function ask(me, params) {
     const fields = [];
     checkTitle(v, fields);
     if (!v.body) fields.push({ field: 'body', message: 'Décrivez la situation : vos collègues ont besoin de contexte pour répondre.' });
-    if (v.territory_code && !/^(\d{2,3}|2[AB]|\d{5}|2[AB]\d{3}|\d{9})$/i.test(v.territory_code)) {
+    if (v.territory_code && !TERRITORY.test(v.territory_code)) {
       fields.push({ field: 'territory_code', message: 'Code inconnu : 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).' });
     }
     if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
@@ -650,7 +647,9 @@ async function library(me, params) {
 }
 
 async function solution(me, id) {
-  const [ref, s] = await Promise.all([getReferentiel(), get(`/community/solutions/${id}`)]);
+  const [ref, s, spaces] = await Promise.all([getReferentiel(), get(`/community/solutions/${id}`), allSpaces()]);
+  // A sheet is moderated by the moderators of a theme space of one of its domains.
+  const moderator = spaces.some((sp) => sp.kind === 'theme' && sp.my_role === 'moderator' && s.domains.includes(sp.domain_id));
   const itemLabel = (itemId) => {
     for (const d of ref.domains) {
       const it = (d.items || []).find((i) => i.id === itemId);
@@ -680,7 +679,8 @@ async function solution(me, id) {
       h('p', {}, 'Dites-le à vos collègues : les fiches qui marchent remontent en tête de la bibliothèque. Votre dernier avis compte.'),
       countLine,
       h('p', { class: 'actions' }, said(true), said(false))),
-    mine ? null : reportBox('solution', s.id, 'cette fiche'));
+    moderator ? moderateBox('solution', s, () => solution(me, id)) : null,
+    mine || moderator ? null : reportBox('solution', s.id, 'cette fiche'));
 }
 
 async function publish() {
@@ -708,7 +708,7 @@ async function publish() {
     if (!v.body) fields.push({ field: 'body', message: 'Décrivez la solution : pour qui, comment, qui contacter.' });
     if (!v.domains.length) fields.push({ field: 'domains', message: 'Cochez au moins un domaine.' });
     const codes = (v.territory_codes || '').split(/[\s,;]+/).filter(Boolean);
-    const bad = codes.filter((c) => !/^(\d{2,3}|2[AB]|\d{5}|2[AB]\d{3}|\d{9})$/i.test(c));
+    const bad = codes.filter((c) => !TERRITORY.test(c));
     if (bad.length) fields.push({ field: 'territory_codes', message: `Code inconnu : ${bad.join(', ')}. Écrivez 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).` });
     if (v.valid_from && v.valid_until && v.valid_until < v.valid_from) fields.push({ field: 'valid_until', message: 'La fin de validité est avant son début : corrigez l\'une des deux dates.' });
     if (fields.length) throw invalid('Le formulaire est incomplet.', fields);

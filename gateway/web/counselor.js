@@ -267,18 +267,18 @@ export async function diagnosticPage(me, id) {
       const noteId = `note-${dom.domain_id}-${n}`;
       return h('tr', { 'data-item': it.item_id },
         h('th', { scope: 'row' }, itemLabel),
-        h('td', {}, levelLabel(ref, it.person_level), it.person_note ? h('span', { class: 'note' }, ` « ${it.person_note} »`) : ''),
+        h('td', { 'data-label': 'Selon la personne' }, levelLabel(ref, it.person_level), it.person_note ? h('span', { class: 'note' }, ` « ${it.person_note} »`) : ''),
         draft
-          ? [h('td', { 'data-slot': 'level' },
+          ? [h('td', { 'data-slot': 'level', 'data-label': 'Selon le conseiller' },
             h('label', { for: selId, class: 'sr-only' }, `Cotation du conseiller : ${itemLabel}`),
             h('select', { id: selId, name: it.item_id, 'data-rating': '', 'aria-describedby': `${selId}-err` }, levels.map(([v, l]) => h('option', { value: v, selected: v === (it.counselor_level || '') }, l))),
             h('p', { class: 'error', id: `${selId}-err` })),
-          h('td', { 'data-slot': 'note' },
+          h('td', { 'data-slot': 'note', 'data-label': 'Note du conseiller' },
             h('label', { for: noteId, class: 'sr-only' }, `Note du conseiller : ${itemLabel}`),
             (() => { const t = h('textarea', { id: noteId, 'data-note': it.item_id, rows: 2, maxlength: 4000, 'aria-describedby': `${noteId}-err` }); t.value = it.counselor_note || ''; return t; })(),
             h('p', { class: 'error', id: `${noteId}-err` }))]
-          : [h('td', {}, levelLabel(ref, it.counselor_level)),
-            h('td', {}, it.counselor_note ? h('span', { class: 'note' }, it.counselor_note) : '—')]);
+          : [h('td', { 'data-label': 'Selon le conseiller' }, levelLabel(ref, it.counselor_level)),
+            h('td', { 'data-label': 'Note du conseiller' }, it.counselor_note ? h('span', { class: 'note' }, it.counselor_note) : '—')]);
     });
     return h('section', { class: 'domain', 'aria-labelledby': `d-${dom.domain_id}` },
       h('h2', { id: `d-${dom.domain_id}` }, label),

@@ -15,6 +15,14 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * A table in a box that scrolls sideways when the table is wider than the screen (a
+ * phone): the box is focusable and named, so the keyboard can scroll it too.
+ */
+export function scrollBox(label, table) {
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
+}
+
 let ids = 0;
 /** A unique id for label/field pairs. */
 export const uid = (p = 'f') => `${p}-${++ids}`;
@@ -91,6 +99,7 @@ export function form(label, children, submit, onsubmit) {
   f.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(f);
+    clearNotice(-1); // the news of an earlier action is old once another is tried
     button.disabled = true;
     try {
       await onsubmit(f);
@@ -123,7 +132,8 @@ export function showErrors(f, err) {
     if (input) input.setAttribute('aria-invalid', 'true');
     first ??= input;
   }
-  const general = fields.length && !unplaced.length
+  // `explained`: the error's own message says it best (not a mere validation error).
+  const general = fields.length && !unplaced.length && !err.explained
     ? 'Le formulaire contient des erreurs : corrigez les champs signalés.'
     : [err.message || 'Une erreur est survenue.', ...unplaced].join(' ');
   status.textContent = general;

@@ -43,27 +43,29 @@ function chart(ref, domainId, label, diags, list) {
   const shown = [...ORDER.filter((k) => k !== 'non_aborde'), 'non_aborde', NOT_RATED];
   const nameOfLevel = (k) => (k === NOT_RATED ? 'Non coté' : levelLabel(ref, k));
   const total = Math.max(1, ...rows.map((r) => (r.c ? shown.reduce((n, k) => n + r.c[k], 0) : 0)));
-  const left = 120;
-  const width = 460;
-  const barW = width - left - 10;
-  const rowH = 36;
-  const height = rows.length * rowH + 10;
+  // Phone first: each diagnostic's name above its bar, in a drawing narrow enough that its
+  // text stays legible at 390 px (the SVG takes the width it is given).
+  const left = 0;
+  const width = 340;
+  const barW = width - 2;
+  const rowH = 52;
+  const height = rows.length * rowH + 4;
   const titleId = `hist-title-${domainId}`;
   const svg = h('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': titleId, class: 'chart history-chart', width: '100%' },
     h('title', { id: titleId }, `${label} : nombre d'items par niveau selon le conseiller, pour chacun des ${rows.length} diagnostics partagés (détail dans le tableau qui suit)`),
     rows.map(({ d, c }, i) => {
-      const y = 5 + i * rowH;
-      const parts = [h('text', { x: 0, y: y + 22, class: 'chart-label' }, `n° ${list.findIndex((x) => x.id === d.id) + 1} · ${day(d.shared_at || d.created_at)}`)];
+      const y = 2 + i * rowH;
+      const parts = [h('text', { x: 0, y: y + 14, class: 'chart-label' }, `Diagnostic n° ${list.findIndex((x) => x.id === d.id) + 1} du ${day(d.shared_at || d.created_at)}`)];
       if (!c) {
-        parts.push(h('text', { x: left, y: y + 22, class: 'chart-label' }, 'domaine non visible'));
+        parts.push(h('text', { x: left, y: y + 38, class: 'chart-label' }, 'domaine non visible'));
         return h('g', {}, parts);
       }
       let x = left;
       for (const k of shown) {
         if (!c[k]) continue;
         const w = (c[k] / total) * barW;
-        parts.push(h('rect', { x, y: y + 4, width: Math.max(w - 2, 1), height: rowH - 10, class: `lvl lvl-${k}` }));
-        if (w >= 18) parts.push(h('text', { x: x + w / 2 - 1, y: y + 22, class: `chart-value on-${k}`, 'text-anchor': 'middle' }, String(c[k])));
+        parts.push(h('rect', { x, y: y + 20, width: Math.max(w - 2, 1), height: 26, class: `lvl lvl-${k}` }));
+        if (w >= 18) parts.push(h('text', { x: x + w / 2 - 1, y: y + 38, class: `chart-value on-${k}`, 'text-anchor': 'middle' }, String(c[k])));
         x += w;
       }
       return h('g', {}, parts);

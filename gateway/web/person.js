@@ -454,55 +454,128 @@ function decline(me, r, target) {
 
 // ---------------------------------------------------------------- access log
 
-async function accessLog(me) {
-  const c = await context();
-  const id = me.person_id;
-  const mine = (a) => a.actor_role === 'person';
-  const row = (a) => h('tr', { class: mine(a) ? 'mine' : null },
-    h('td', {}, fmtDate(a.occurred_at)),
-    h('td', {}, mine(a) ? 'Vous' : [a.actor_display_name || (a.actor_user_id ? 'Un professionnel' : 'EVA (automatique)'),
-      a.actor_structure_name ? ` (${a.actor_structure_name})` : ''].join('')),
-    h('td', {}, `${ACTIONS[a.action] || a.action} ${RESOURCES[a.resource_type] || a.resource_type}`),
-    h('td', {}, (a.domains || []).map((d) => domainLabel(c.ref, d)).join(', ') || '—'));
+const mine = (a) => a.actor_role === 'person';
+const ACTIONS_YOU = { read: 'avez consulté', write: 'avez enregistré ou modifié', export: 'avez exporté', erase: 'avez effacé' };
+/** What was accessed, said as the person's own (a line may cover several of them). */
+const YOUR = {
+  person: 'votre fiche', diagnostic: 'votre diagnostic', consent: 'vos consentements', referral: 'vos orientations',
+  accompaniment: 'votre accompagnement', action_plan: 'votre plan d\'action', export: 'vos données',
+  share_code: 'un code de partage', sealed: 'des notes protégées (chiffrées)', person_account: 'votre compte',
+  statistics_objection: 'votre choix sur les statistiques',
+};
+const ROLE_WORDS = {
+  counselor: 'conseiller ou conseillère', structure_admin: 'responsable de la structure', partner: 'partenaire',
+  analyst: 'analyste', operator: 'équipe technique d\'EVA',
+};
+const WHY = {
+  accompagnement: 'vous accompagner', orientation: 'vous orienter', statistiques: 'des statistiques anonymes',
+  droits_de_la_personne: 'vos droits (par exemple télécharger vos données)', exploitation: 'le fonctionnement d\'EVA',
+};
+
+/** Who acted, in words: « Marie Durand (Asso Évreux, conseiller ou conseillère) ». */
+function whoDid(a) {
+  if (mine(a)) return 'Vous';
+  const name = a.actor_display_name || (a.actor_user_id ? 'Un professionnel' : 'EVA (automatique)');
+  const about = [a.actor_structure_name, ROLE_WORDS[a.actor_role]].filter(Boolean).join(', ');
+  return about ? `${name} (${about})` : name;
+}
+/** 9 h 05, in the browser's time (no-break spaces: one piece on a narrow screen). */
+const hour = (d) => `${d.getHours()}\u00a0h\u00a0${String(d.getMinutes()).padStart(2, '0')}`;
+/** 12 mars (and the year when it is not this one). */
+function dayMonth(d) {
+  const style = { day: 'numeric', month: 'long' };
+  if (d.getFullYear() !== new Date().getFullYear()) style.year = 'numeric';
+  return d.toLocaleDateString('fr-FR', style).replace(/^1 /, '1er ').replace(/ /g, '\u00a0');
+}
+/** « 3 fois le 12 mars, de 9 h 05 à 16 h 40 », « le 12 mars à 9 h 05 ». */
+function howOften(g) {
+  const [a, b] = [new Date(g.first_at), new Date(g.last_at)];
+  const times = g.count > 1 ? `${g.count} fois ` : '';
+  if (dayMonth(a) !== dayMonth(b)) return `${times}du ${dayMonth(a)} à ${hour(a)} au ${dayMonth(b)} à ${hour(b)}`;
+  if (hour(a) === hour(b)) return `${times}le ${dayMonth(a)} à ${hour(a)}`;
+  return `${times}le ${dayMonth(a)}, de ${hour(a)} à ${hour(b)}`;
+}
+
+/**
+ * Pages of 50 from `path`: `fetch(want)` reads until `want` more items pass `keep`
+ * (own actions hidden), or the end (20 pages at most per click).
+ */
+function pager(path, keep) {
   const seen = [];
   let token = '';
-  const hideMine = h('input', { type: 'checkbox', id: 'hide-mine', checked: true });
-  const shown = () => seen.filter((a) => !(hideMine.checked && mine(a)));
-  /** Pages of 50 until `want` more lines show (own actions hidden), or the end. */
-  async function fetchMore(want) {
-    const before = shown().length;
-    let pages = 0;
-    do {
-      const page = await get(`/people/${id}/access-log?page_size=50${token ? `&page_token=${encodeURIComponent(token)}` : ''}`);
-      seen.push(...page.items);
-      token = page.next_page_token || '';
-      pages += 1;
-    } while (token && shown().length - before < want && pages < 20);
-  }
-  await fetchMore(1);
-  if (!seen.length) {
-    return render('Qui a consulté mon dossier', back(), h('p', {}, 'Personne n\'a encore consulté votre dossier.'));
-  }
-  const body = h('tbody');
-  const count = h('p', { class: 'count', 'aria-live': 'polite' });
-  const more = h('button', { type: 'button', class: 'secondary' }, 'Voir plus');
-  const draw = () => {
-    const lines = shown();
-    body.replaceChildren(...(lines.length ? lines.map(row)
-      : [h('tr', {}, h('td', { colspan: 4 }, 'Personne d\'autre que vous n\'a consulté votre dossier pour le moment.'))]));
-    more.hidden = !token;
-    count.textContent = `${lines.length} accès affichés${token ? '' : ' : c\'est tout'}.`;
+  return {
+    seen,
+    shown: () => seen.filter(keep),
+    more: () => Boolean(token),
+    async fetch(want) {
+      const before = seen.filter(keep).length;
+      let pages = 0;
+      do {
+        const page = await get(`${path}?page_size=50${token ? `&page_token=${encodeURIComponent(token)}` : ''}`);
+        seen.push(...page.items);
+        token = page.next_page_token || '';
+        pages += 1;
+      } while (token && seen.filter(keep).length - before < want && pages < 20);
+    },
   };
-  more.addEventListener('click', act(more, async () => { await fetchMore(50); draw(); }));
+}
+
+/**
+ * Who read my file: by default one line per day, person, action and reason (the
+ * server groups them), « Voir le détail » for each access one by one.
+ */
+async function accessLog(me, detail) {
+  const c = await context();
+  const id = me.person_id;
+  const title = detail ? 'Qui a consulté mon dossier, accès par accès' : 'Qui a consulté mon dossier';
+  const hideMine = h('input', { type: 'checkbox', id: 'hide-mine', checked: true });
+  const p = pager(`/people/${id}/access-log${detail ? '' : '/summary'}`, (a) => !(hideMine.checked && mine(a)));
+  await p.fetch(1);
+  const other = detail
+    ? h('a', { href: `${HOME}/acces` }, 'Voir le résumé par jour')
+    : h('a', { href: `${HOME}/acces/detail` }, 'Voir le détail');
+  if (!p.seen.length) {
+    return render(title, back(), h('p', {}, 'Personne n\'a encore consulté votre dossier.'));
+  }
+  const domains = (a) => (a.domains || []).map((d) => domainLabel(c.ref, d)).join(', ');
+  const nobody = 'Personne d\'autre que vous n\'a consulté votre dossier pour le moment.';
+  const row = (a) => h('tr', { class: mine(a) ? 'mine' : null },
+    h('td', {}, fmtDate(a.occurred_at)),
+    h('td', {}, whoDid(a)),
+    h('td', {}, `${ACTIONS[a.action] || a.action} ${RESOURCES[a.resource_type] || a.resource_type}`),
+    h('td', {}, domains(a) || '—'));
+  const line = (g) => {
+    const why = [WHY[g.purpose] && `Pour ${WHY[g.purpose]}.`, domains(g) && `Parties du dossier : ${domains(g)}.`].filter(Boolean);
+    return h('li', { class: mine(g) ? 'mine' : null },
+      h('p', {}, `${whoDid(g)} ${(mine(g) ? ACTIONS_YOU : ACTIONS)[g.action] || g.action} ${YOUR[g.resource_type] || RESOURCES[g.resource_type] || g.resource_type} — `,
+        h('strong', {}, howOften(g)), '.'),
+      why.length ? h('p', { class: 'why' }, why.join(' ')) : null);
+  };
+  const body = detail ? h('tbody') : h('ul', { class: 'access-summary', 'aria-labelledby': 'h-summary' });
+  const count = h('p', { class: 'count', 'aria-live': 'polite' });
+  const more = h('button', { type: 'button', class: 'secondary access-more' }, 'Voir plus');
+  const draw = () => {
+    const lines = p.shown();
+    const none = detail ? h('tr', {}, h('td', { colspan: 4 }, nobody)) : h('li', {}, nobody);
+    body.replaceChildren(...(lines.length ? lines.map(detail ? row : line) : [none]));
+    more.hidden = !p.more();
+    const what = detail ? 'accès affichés' : `ligne${lines.length > 1 ? 's' : ''} affichée${lines.length > 1 ? 's' : ''}`;
+    count.textContent = `${lines.length} ${what}${p.more() ? '' : ' : c\'est tout'}.`;
+  };
+  more.addEventListener('click', act(more, async () => { await p.fetch(50); draw(); }));
   hideMine.addEventListener('change', () => draw());
   draw();
-  return render('Qui a consulté mon dossier', back(),
+  return render(title, back(),
     h('p', { class: 'lead' }, 'Chaque fois que quelqu\'un lit ou modifie votre dossier, c\'est noté ici. Si un accès vous semble anormal, parlez-en à votre conseiller.'),
+    h('p', { class: 'view-switch' }, other,
+      detail ? ' : une ligne par jour, par personne et par action.' : ' : chaque accès, un par un, avec son heure.'),
     h('p', { class: 'check' }, hideMine, h('label', { for: 'hide-mine' }, 'Ne pas afficher mes propres actions')),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'access-log' },
-      h('caption', {}, 'Les accès à votre dossier, les plus récents d\'abord'),
-      h('thead', {}, h('tr', {}, ['Quand', 'Qui', 'Quoi', 'Parties du dossier'].map((t) => h('th', { scope: 'col' }, t)))),
-      body)),
+    detail
+      ? h('div', { class: 'table-wrap' }, h('table', { class: 'access-log' },
+        h('caption', {}, 'Les accès à votre dossier, les plus récents d\'abord'),
+        h('thead', {}, h('tr', {}, ['Quand', 'Qui', 'Quoi', 'Parties du dossier'].map((t) => h('th', { scope: 'col' }, t)))),
+        body))
+      : [h('h2', { id: 'h-summary' }, 'Les accès à votre dossier, par jour, les plus récents d\'abord'), body],
     count, more);
 }
 
@@ -510,7 +583,7 @@ async function accessLog(me) {
 
 /**
  * `#/mon-espace` (home), `/diagnostic[/{id}]`, `/mon-avis/{draft}`, `/consentements`,
- * `/orientations`, `/acces`.
+ * `/orientations`, `/acces` (the summary by day), `/acces/detail` (each access).
  */
 export async function route(me, parts = []) {
   if (!me.person_id) {
@@ -521,7 +594,7 @@ export async function route(me, parts = []) {
     case 'mon-avis': return selfRating(me, parts[2]);
     case 'consentements': return consents(me);
     case 'orientations': return referrals(me);
-    case 'acces': return accessLog(me);
+    case 'acces': return accessLog(me, parts[2] === 'detail');
     default: return home(me);
   }
 }

@@ -5,9 +5,9 @@
 // password), adds a service to the directory (a missing field is told next to it),
 // changes it, archives it (out of the export) and reopens it; B's partner adds a webhook
 // (http refused, https accepted, its secret shown once), pauses and resumes it, reads its
-// deliveries and deletes it.
+// deliveries and deletes it. Every page is checked on a phone too (390 px).
 import { readFileSync } from 'node:fs';
-import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, step, told } from './lib.mjs';
+import { checkA11y, expect, fixtures, fitsPhone, launch, logIn, logOut, screenshot, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
@@ -26,6 +26,7 @@ try {
     await page.getByText('Association', { exact: true }).waitFor();
     await checkA11y(page, 'structure');
     await screenshot(page, 'structure-presentation');
+    await fitsPhone(page, 'structure', { shot: 'structure-presentation-telephone' });
   });
 
   await step('modifier la structure : un code commune faux est signalé à côté du champ', async () => {
@@ -47,6 +48,7 @@ try {
     expect((await counselor.textContent()).includes('Actif'), 'the counselor\'s status is shown');
     await checkA11y(page, 'membres');
     await screenshot(page, 'structure-membres');
+    await fitsPhone(page, 'membres');
   });
 
   await step('inviter : une adresse fausse est signalée à côté du champ, le nom reste', async () => {
@@ -75,6 +77,7 @@ try {
     expect((await card.textContent()).includes('conseiller'), 'invited as a counselor');
     await checkA11y(page, 'invitation');
     await screenshot(page, 'structure-invitation');
+    await fitsPhone(page, 'code d\'invitation d\'un membre');
   });
 
   await step('changer le rôle du nouveau membre', async () => {
@@ -115,6 +118,7 @@ try {
     expect(!(await change.getByLabel('Administrateur de la structure').isChecked()), 'the box unticked is kept');
     await checkA11y(page, 'rôles refusés');
     await screenshot(page, 'structure-role-refuse');
+    await fitsPhone(page, 'rôles refusés');
     expect((await member(fx.admin.email).getByRole('definition').filter({ hasText: /^administrateur$/ }).count()) === 1, 'the admin is still admin');
   });
 
@@ -145,13 +149,8 @@ try {
   });
 
   await step('les membres sur un téléphone (390 px)', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
     await member(fx.counselor.email).waitFor();
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    expect(wide <= 390, `no sideways scrolling at 390 px (page is ${wide} px wide)`);
-    await checkA11y(page, 'membres sur téléphone');
-    await screenshot(page, 'structure-membres-telephone');
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await fitsPhone(page, 'membres après les changements de rôle', { shot: 'structure-membres-telephone' });
   });
 
   await step('ajouter un service : une description manquante est signalée, le nom reste', async () => {
@@ -168,6 +167,7 @@ try {
     expect((await page.getByLabel('Code postal').inputValue()) === '27200', 'the postal code typed is kept');
     await checkA11y(page, 'service avec erreur');
     await screenshot(page, 'structure-service-erreur');
+    await fitsPhone(page, 'service avec erreur', { shot: 'structure-service-erreur-telephone' });
   });
 
   await step('ajouter le service', async () => {
@@ -202,6 +202,40 @@ try {
     await card.getByText('2 place(s) disponible(s) sur 8').waitFor();
     await checkA11y(page, 'services');
     await screenshot(page, 'structure-services');
+    await fitsPhone(page, 'services', { shot: 'structure-services-telephone' });
+  });
+
+  await step('modifié par quelqu\'un d\'autre pendant la saisie : dit à côté du champ, rien de perdu', async () => {
+    let card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: SERVICE }) });
+    await card.getByRole('link', { name: 'Modifier ce service' }).click();
+    await h1(`Modifier « ${SERVICE} »`);
+    await page.getByLabel('Horaires d\'accueil').fill('Lundi et jeudi, 9 h – 12 h');
+    // Meanwhile a colleague saves the service from elsewhere: one place is left.
+    const id = /services\/([0-9a-f-]{36})/.exec(page.url())[1];
+    const status = await page.evaluate(async (sid) => {
+      const r = await fetch(`/api/v1/services/${sid}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${sessionStorage.getItem('eva.token')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ available_places: 1 }),
+      });
+      return r.status;
+    }, id);
+    expect(status === 200, `the colleague's change is saved (${status})`);
+    await page.getByRole('button', { name: 'Enregistrer les modifications' }).click();
+    const places = page.locator('[data-field="available_places"] .error');
+    await places.filter({ hasText: 'maintenant « 1 »' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'pendant que vous le modifiiez' }).waitFor();
+    expect((await page.getByLabel('Places disponibles').getAttribute('aria-invalid')) === 'true', 'the field changed meanwhile is marked');
+    expect((await page.getByLabel('Horaires d\'accueil').inputValue()) === 'Lundi et jeudi, 9 h – 12 h', 'what was typed is kept');
+    await checkA11y(page, 'service modifié entre-temps');
+    await screenshot(page, 'structure-service-modifie-entre-temps');
+    // Seen: take the colleague's value for the places, keep one's own hours, save.
+    await page.getByLabel('Places disponibles').fill('1');
+    await page.getByRole('button', { name: 'Enregistrer les modifications' }).click();
+    await h1('Services de la structure');
+    await told(page, 'est modifié');
+    card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: SERVICE }) });
+    await card.getByText('1 place(s) disponible(s) sur 8').waitFor();
   });
 
   await step('exporter les services de la structure', async () => {
@@ -240,6 +274,7 @@ try {
     expect(Array.isArray(rows) && !rows.some((r) => r.nom === SERVICE), 'an archived service is not exported');
     await checkA11y(page, 'service archivé');
     await screenshot(page, 'structure-service-archive');
+    await fitsPhone(page, 'service archivé');
   });
 
   await step('rouvrir le service', async () => {
@@ -295,6 +330,7 @@ try {
     await card.getByText('Format : json').waitFor();
     await checkA11y(page, 'webhooks');
     await screenshot(page, 'partenaire-webhooks');
+    await fitsPhone(page, 'webhooks', { shot: 'partenaire-webhooks-telephone' });
   });
 
   await step('le format des événements NATS', async () => {
@@ -314,6 +350,7 @@ try {
     expect((await card.textContent()).includes('partiront à la reprise'), 'the card says the events are kept');
     await checkA11y(page, 'webhook en pause');
     await screenshot(page, 'partenaire-webhook-pause');
+    await fitsPhone(page, 'webhook en pause');
     await card.getByRole('button', { name: 'Reprendre les envois' }).click();
     await told(page, 'reprend');
     card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: url }) });
@@ -329,6 +366,7 @@ try {
     await page.getByText('Aucun envoi pour l\'instant').waitFor();
     await checkA11y(page, 'envois du webhook');
     await screenshot(page, 'partenaire-envois');
+    await fitsPhone(page, 'envois du webhook');
     await page.getByRole('link', { name: 'Revenir à la réception des orientations' }).click();
     await h1('Réception des orientations');
     expect((await page.getByRole('heading', { name: 'Secret de signature du nouveau webhook' }).count()) === 0, 'the secret is not shown again');

@@ -1,8 +1,9 @@
 // The analyst's dashboard in headless Chromium (run by tests/tests/system/web.rs):
 // choose an indicator, a period and a dimension; a wrong period is told next to its
-// field; the address keeps the choices; the figures download as CSV and JSON.
+// field; the address keeps the choices; the figures download as CSV and JSON. The
+// dashboard, its chart and its table are checked on a phone too (390 px).
 import { readFileSync } from 'node:fs';
-import { checkA11y, expect, fixtures, launch, logIn, screenshot, settled, step, told } from './lib.mjs';
+import { checkA11y, expect, fixtures, fitsPhone, launch, logIn, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
@@ -13,6 +14,8 @@ try {
     await page.goto(`${fx.baseUrl}/`);
     await logIn(page, fx.analyst, 'Statistiques');
     await page.locator('svg[role="img"]').waitFor();
+    await checkA11y(page, 'tableau de bord');
+    await fitsPhone(page, 'tableau de bord');
   });
 
   await step('choisir l\'indicateur des structures, détaillé par type', async () => {
@@ -31,6 +34,7 @@ try {
     expect((await page.locator('svg[role="img"] rect').count()) === rows.length - 1, 'one bar per row of the table');
     await checkA11y(page, 'statistiques détaillées');
     await screenshot(page, 'analyste-detail');
+    await fitsPhone(page, 'statistiques détaillées (graphique et tableau)', { shot: 'analyste-detail-telephone' });
   });
 
   await step('une période à l\'envers est signalée à côté du champ, les choix restent', async () => {
@@ -43,6 +47,7 @@ try {
     expect((await pick().getByLabel('Du mois').inputValue()) === '2026-10', 'the start month is kept');
     expect(await pick().getByLabel('Type de structure').isChecked(), 'the dimension stays checked');
     expect(!page.url().includes('du=2026-10'), 'the address keeps the last good choices');
+    await fitsPhone(page, 'période à l\'envers');
   });
 
   await step('les chiffres se téléchargent en CSV et en JSON', async () => {

@@ -4,7 +4,7 @@
 // a phone number (refused, said next to the field, text kept), fixes and posts it, finds it
 // with the search, says a solution sheet worked, and publishes a sheet (a missing field
 // first). Every main page is checked with axe-core and photographed (`communaute-*`).
-import { checkA11y, expect, fixtures, launch, logIn, screenshot, settled, step, told } from './lib.mjs';
+import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const QUESTION = 'Financer le permis de conduire au RSA';
@@ -51,12 +51,7 @@ try {
   });
 
   await step('sur un téléphone (390 px)', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    expect(wide <= 390, `nothing wider than the phone (page is ${wide} px wide)`);
-    await checkA11y(page, 'communauté sur téléphone');
-    await screenshot(page, 'communaute-telephone');
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await fitsPhone(page, 'communauté', { shot: 'communaute-telephone' });
   });
 
   await step('le point du mois : une réponse manquante signalée, puis envoyé', async () => {

@@ -3,8 +3,9 @@
 // its filter, the diagnostic editor's notes, the history of Ana's diagnostics (a chart per
 // domain, the same figures in tables, two diagnostics compared), the action plan (errors
 // next to the fields, an objective, an action done), the notifications (badge, list, mark
-// read, live count).
-import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
+// read, live count), and the way there with the keyboard alone (the menu, a person, the
+// skip link). Every page is checked on a phone too (390 px).
+import { checkA11y, expect, fixtures, fitsPhone, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const ana = `${fx.person.first_name} ${fx.person.last_name}`;
@@ -30,6 +31,38 @@ async function apiToken(who) {
   });
   expect(r.ok, `${who.email} logs in through the API (${r.status})`);
   return (await r.json()).access_token;
+}
+
+/** What has the focus: tag, text or label, whether it shows a visible focus style. */
+async function focused() {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    const cs = getComputedStyle(el);
+    const ring = (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0) || cs.boxShadow !== 'none';
+    return {
+      tag: el.tagName.toLowerCase(),
+      text: (el.getAttribute('aria-label') || el.textContent || '').trim(),
+      inMain: Boolean(el.closest('#main')),
+      skip: el.classList.contains('skip'),
+      visible: el.matches(':focus-visible') && ring,
+    };
+  });
+}
+
+/** Presses `key` (Tab or Shift+Tab) until `want(focused)` holds, at most `max` times. */
+async function tabUntil(key, want, what, max = 60) {
+  for (let i = 0; i < max; i += 1) {
+    await page.keyboard.press(key);
+    const f = await focused();
+    if (want(f)) return f;
+  }
+  throw new Error(`${key} ${max} times never reached ${what} (focus on ${JSON.stringify(await focused())})`);
+}
+
+/** The focus is on the page's h1, named `name`. */
+async function focusOnH1(name) {
+  const f = await focused();
+  expect(f.tag === 'h1' && f.inMain && f.text === name, `the focus on the h1 « ${name} » (${JSON.stringify(f)})`);
 }
 
 // More people than a page of the list (20): A registers 21 more, all after Ana in the order of names.
@@ -60,6 +93,7 @@ try {
     await card.getByText('Dernier diagnostic : brouillon en cours', { exact: true }).waitFor();
     await checkA11y(page, 'liste des personnes suivies');
     await screenshot(page, 'conseiller-liste');
+    await fitsPhone(page, 'liste des personnes suivies', { shot: 'conseiller-liste-telephone' });
   });
 
   await step('la liste par pages de 20', async () => {
@@ -102,7 +136,49 @@ try {
     expect(seen === `${n} non lue${n > 1 ? 's' : ''}`, `the count is seen (« ${seen} »)`);
   });
 
+  await step('au clavier seul : le menu, la liste, le dossier d\'Ana', async () => {
+    await page.goto(`${fx.baseUrl}/#/notifications`);
+    await page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
+    await settled(page, '#/notifications');
+    await focusOnH1('Notifications');
+    // Back up to the menu, then Enter on « Personnes suivies ».
+    const menu = await tabUntil('Shift+Tab', (f) => f.tag === 'a' && f.text === 'Personnes suivies', 'the menu\'s « Personnes suivies »', 20);
+    expect(menu.visible, 'the focused menu link shows a focus ring (:focus-visible, outline or shadow)');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Personnes suivies' }).waitFor();
+    await settled(page, '#/personnes');
+    await focusOnH1('Personnes suivies');
+    // Down the page to Ana's card, then Enter.
+    const card = await tabUntil('Tab', (f) => f.tag === 'a' && f.text === ana, `the link « ${ana} »`);
+    expect(card.visible, 'the focused card link shows a focus ring');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: ana }).waitFor();
+    await settled(page, `#/personnes/${fx.person.id}`);
+    await focusOnH1(ana);
+  });
+
+  await step('le lien « Aller au contenu » mène au contenu de la page, sans la quitter', async () => {
+    const here = page.url();
+    const skip = await tabUntil('Shift+Tab', (f) => f.skip, 'the skip link', 20);
+    expect(skip.text === 'Aller au contenu' && skip.visible, `the skip link, with a focus ring (${JSON.stringify(skip)})`);
+    const box = await page.locator('a.skip').boundingBox();
+    expect(box && box.x >= 0 && box.y >= 0, `the focused skip link is on screen (${JSON.stringify(box)})`);
+    await page.keyboard.press('Enter');
+    await focusOnH1(ana);
+    expect(page.url() === here, `the address stays (${page.url()})`);
+    await settled(page, `#/personnes/${fx.person.id}`);
+    // And the next Tab goes on inside the page, not back to the banner.
+    await page.keyboard.press('Tab');
+    expect((await focused()).inMain, 'Tab after the skip link stays in the content');
+  });
+
+  await step('le dossier d\'Ana', async () => {
+    await checkA11y(page, 'dossier de la personne');
+    await fitsPhone(page, 'dossier de la personne', { shot: 'conseiller-dossier-telephone' });
+  });
+
   await step('l\'historique d\'Ana : un graphique par domaine, les chiffres en tableau', async () => {
+    await page.goto(`${fx.baseUrl}/#/personnes`);
     await page.getByRole('link', { name: `Historique des diagnostics ${ofAna}` }).click();
     await page.getByRole('heading', { level: 1, name: `Historique ${ofAna}` }).waitFor();
     const charts = page.locator('svg[role="img"]');
@@ -117,6 +193,7 @@ try {
     const mobility = page.getByRole('table', { name: /^Mobilité : les chiffres du graphique/ });
     await mobility.waitFor();
     expect((await mobility.getByRole('row').count()) === 3, 'a header row and a row per shared diagnostic (2)');
+    await fitsPhone(page, 'historique');
   });
 
   await step('comparer le premier et le second diagnostic', async () => {
@@ -134,16 +211,7 @@ try {
     await page.getByText(/\d amélioré\(s\), \d sans changement, \d aggravé\(s\)\./).first().waitFor();
     await checkA11y(page, 'historique et comparaison');
     await screenshot(page, 'conseiller-historique');
-  });
-
-  await step('l\'historique sur un téléphone (390 px)', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.getByRole('heading', { level: 1, name: `Historique ${ofAna}` }).waitFor();
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    expect(wide <= 392, `nothing wider than the phone (${wide} px)`);
-    await checkA11y(page, 'historique sur téléphone');
-    await screenshot(page, 'conseiller-historique-telephone');
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await fitsPhone(page, 'historique et comparaison', { shot: 'conseiller-historique-telephone' });
   });
 
   await step('le diagnostic : une note sans cotation est signalée, puis enregistrée', async () => {
@@ -165,6 +233,7 @@ try {
     expect((await page.getByLabel(/^Note du conseiller/).first().inputValue()) === 'Permis en cours, code obtenu en 2019.', 'the note is saved');
     await checkA11y(page, 'diagnostic avec notes');
     await screenshot(page, 'conseiller-diagnostic-notes');
+    await fitsPhone(page, 'diagnostic avec notes', { shot: 'conseiller-diagnostic-telephone' });
   });
 
   await step('le plan d\'action : un objectif sans titre est signalé, rien de perdu', async () => {
@@ -179,6 +248,7 @@ try {
     expect((await f.getByLabel('Échéance').inputValue()) === '2099-06-30', 'the target date is kept');
     expect((await f.getByLabel('Domaine').inputValue()) === 'mobilite', 'the domain is kept');
     await checkA11y(page, 'plan avec erreur');
+    await fitsPhone(page, 'plan avec erreur');
   });
 
   await step('fixer l\'objectif, ajouter une action, la marquer faite', async () => {
@@ -208,6 +278,7 @@ try {
     expect((await done.getByRole('button').count()) === 0, 'a done action has no more buttons');
     await checkA11y(page, 'plan d\'action');
     await screenshot(page, 'conseiller-plan');
+    await fitsPhone(page, 'plan d\'action', { shot: 'conseiller-plan-telephone' });
   });
 
   await step('les notifications : la liste, chacune menant à son contenu', async () => {
@@ -220,6 +291,7 @@ try {
     await page.locator('li.notification.unread').filter({ hasText: 'Non lue' }).first().waitFor();
     await checkA11y(page, 'notifications');
     await screenshot(page, 'conseiller-notifications');
+    await fitsPhone(page, 'notifications', { shot: 'conseiller-notifications-telephone' });
   });
 
   await step('tout marquer comme lu : le badge revient à zéro', async () => {

@@ -1,7 +1,8 @@
 // Accepting an invitation in headless Chromium (run by tests/tests/system/web.rs): the
 // code typed loosely, what it is for, the password's rules told next to the fields, the
-// session opened at once; the code can't serve twice.
-import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, settled, step } from './lib.mjs';
+// session opened at once; the code can't serve twice. The login page and the invitation's
+// pages are checked on a phone too (390 px).
+import { checkA11y, expect, fixtures, fitsPhone, launch, logIn, logOut, screenshot, settled, step } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
@@ -12,8 +13,14 @@ const loose = fx.invitation.code.toLowerCase().replace(/(.{4})/g, '$1 ').trim().
 try {
   await step('depuis la page de connexion, le lien vers l\'invitation', async () => {
     await page.goto(`${fx.baseUrl}/`);
+    await page.getByRole('heading', { level: 1, name: 'Se connecter' }).waitFor();
+    await checkA11y(page, 'connexion');
+    await fitsPhone(page, 'connexion', { shot: 'connexion-telephone' });
     await page.getByRole('link', { name: 'Créer mon accès avec ce code' }).click();
     await page.getByRole('heading', { level: 1, name: 'Accepter une invitation' }).waitFor();
+    await settled(page, '#/invitation');
+    await checkA11y(page, 'invitation, le code');
+    await fitsPhone(page, 'invitation, le code');
   });
 
   await step('un code inconnu est signalé à côté du champ', async () => {
@@ -32,6 +39,7 @@ try {
     await page.getByText(fx.structures.a.name, { exact: false }).first().waitFor();
     await checkA11y(page, 'invitation');
     await screenshot(page, 'invitation');
+    await fitsPhone(page, 'invitation', { shot: 'invitation-telephone' });
   });
 
   await step('un mot de passe trop court, puis deux différents : dit à côté des champs', async () => {
@@ -46,6 +54,7 @@ try {
     await create.locator('[data-field="confirmation"] .error').filter({ hasText: 'pas les mêmes' }).waitFor();
     expect((await create.getByLabel('Choisissez un mot de passe').inputValue()) === PASSWORD, 'the password typed is kept');
     await checkA11y(page, 'invitation avec erreurs');
+    await fitsPhone(page, 'invitation avec erreurs');
   });
 
   await step('l\'accès est créé et la session ouverte', async () => {

@@ -1,6 +1,7 @@
 // What every browser journey needs: the fixtures made by the Rust test
 // (tests/tests/system/web.rs), a headless Chromium, an accessibility check (axe-core,
-// WCAG 2.1 A and AA), screenshots, and named steps whose failure says where it happened.
+// WCAG 2.1 A and AA), a phone check (fitsPhone: 390 px, nothing sticking out, axe again),
+// screenshots, and named steps whose failure says where it happened.
 // Run by web.rs as `node tests/e2e/<file>.mjs`; `npm ci --prefix tests/e2e` installs the
 // two dependencies (scripts/ensure-tools.sh does it).
 
@@ -191,4 +192,54 @@ export async function settled(page, part = '') {
     return location.hash.includes(p) && main.getAttribute('aria-busy') === 'false'
       && main.dataset.rendered === (location.hash || '#/');
   }, part);
+}
+
+/** The phone checked: an iPhone 12-14 sized screen, in CSS pixels. */
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * Checks the page as it is on a phone (390×844): nothing wider than the screen (no
+ * sideways scrolling; a failure names the widest elements that stick out: tag, class,
+ * width), and axe finds nothing grave (`<label> sur téléphone`). With `shot`, a
+ * screenshot named so is taken at that width. The viewport is put back afterwards,
+ * even when the check fails.
+ */
+export async function fitsPhone(page, label, { shot } = {}) {
+  const before = page.viewportSize();
+  await page.setViewportSize(PHONE);
+  try {
+    // The client's pages are drawn (app.js marks `main`); any other page is checked as it is.
+    if (await page.locator('main#main[data-rendered]').count()) await settled(page);
+    // Two frames: the new width laid out and painted before anything is measured.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const { width, offenders } = await page.evaluate((max) => {
+      const clipped = (el) => {
+        for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+          const o = getComputedStyle(p).overflowX;
+          if (o !== 'visible') return true;
+        }
+        return false;
+      };
+      const out = [];
+      const sticks = (el) => el.getBoundingClientRect().right > max + 0.5;
+      for (const el of document.body.querySelectorAll('*')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || !sticks(el) || clipped(el)) continue;
+        const cls = typeof el.getAttribute('class') === 'string' ? el.getAttribute('class') : '';
+        // First the elements that break out of a parent that fits: the cause, not its containers.
+        const cause = !el.parentElement || el.parentElement === document.body || !sticks(el.parentElement);
+        out.push({ tag: el.tagName.toLowerCase(), cls: cls.trim(), width: Math.round(r.width), right: Math.round(r.right), cause });
+      }
+      out.sort((a, b) => (b.cause - a.cause) || (b.width - a.width));
+      return { width: document.documentElement.scrollWidth, offenders: out.slice(0, 6) };
+    }, PHONE.width);
+    if (width > PHONE.width) {
+      const list = offenders.map((o) => `${o.tag}${o.cls ? `.${o.cls.split(/\s+/).join('.')}` : ''} (${o.width} px wide, right edge at ${o.right} px)`);
+      throw new Error(`« ${label} » is ${width} px wide on a ${PHONE.width} px phone; widest elements sticking out: ${list.join(', ') || 'none found'}`);
+    }
+    await checkA11y(page, `${label} sur téléphone`);
+    if (shot) await screenshot(page, shot);
+  } finally {
+    if (before) await page.setViewportSize(before);
+  }
 }

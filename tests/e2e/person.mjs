@@ -2,9 +2,10 @@
 // `web::person_space_in_the_browser`): Ana reads her diagnostic in plain words and what
 // changed, gives her own view on a draft (a bad input first), gives a consent for three
 // domains then withdraws ONE (the others stay, after a reload too), downloads a signed
-// receipt and her data, reads her referrals and who accessed her file; on a phone too.
+// receipt and her data, reads her referrals and who accessed her file (a line per day
+// and person with its count, then the detail access by access); on a phone too.
 import { readFileSync } from 'node:fs';
-import { checkA11y, expect, fixtures, launch, logIn, screenshot, step, told } from './lib.mjs';
+import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, screenshot, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
@@ -22,6 +23,25 @@ async function api(path) {
     const r = await fetch(`/api/v1${p}`, { headers: { authorization: `Bearer ${sessionStorage.getItem('eva.token')}` } });
     return r.json();
   }, path);
+}
+
+/** The counselor reads Ana's file once more (through the API, as at her desk); waits for it in the log. */
+async function counselorReads() {
+  const newest = async () => (await api(`/people/${fx.person.id}/access-log?page_size=1`)).items[0]?.id;
+  const before = await newest();
+  const status = await page.evaluate(async ({ email, password, id }) => {
+    const login = await fetch('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }),
+    });
+    const { access_token: token } = await login.json();
+    return (await fetch(`/api/v1/people/${id}`, { headers: { authorization: `Bearer ${token}` } })).status;
+  }, { email: fx.counselor.email, password: fx.counselor.password, id: fx.person.id });
+  expect(status === 200, `the counselor reads the file: ${status}`);
+  await page.waitForFunction(async ({ id, seen }) => {
+    const r = await fetch(`/api/v1/people/${id}/access-log?page_size=1`, { headers: { authorization: `Bearer ${sessionStorage.getItem('eva.token')}` } });
+    const top = (await r.json()).items[0];
+    return top && top.id !== seen && top.actor_role === 'counselor';
+  }, { id: fx.person.id, seen: before }, { polling: 100 });
 }
 
 async function goHome() {
@@ -219,17 +239,51 @@ try {
     await goHome();
   });
 
-  await step('qui a consulté mon dossier, avec « voir plus »', async () => {
+  await step('qui a consulté mon dossier : une ligne par jour, par personne et par action', async () => {
+    // A read after all her own actions: the newest line, and not the only page.
+    await counselorReads();
     await page.getByRole('link', { name: 'Qui a consulté mon dossier', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'Qui a consulté mon dossier' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Qui a consulté mon dossier', exact: true }).waitFor();
+    const summary = page.getByRole('list', { name: /Les accès à votre dossier, par jour/ });
+    const lines = summary.getByRole('listitem');
+    // The counselor read her file twice (fixtures), then once more: one line, with its count.
+    const groups = (await api(`/people/${fx.person.id}/access-log/summary?page_size=500`)).items;
+    const reads = groups.filter((g) => g.actor_role === 'counselor' && g.action === 'read' && g.resource_type === 'person');
+    expect(reads.length >= 1 && reads.every((g) => g.count >= 1), `the counselor's reads: ${JSON.stringify(reads)}`);
+    const top = reads.reduce((a, b) => (b.count > a.count ? b : a));
+    expect(top.count >= 3, `three reads in one line: ${JSON.stringify(top)}`);
+    const said = `${fx.counselor.name} (${fx.structures.a.name}, conseiller ou conseillère) a consulté votre fiche — ${top.count} fois le `;
+    await lines.filter({ hasText: said }).first().waitFor();
+    const text = await lines.filter({ hasText: said }).first().textContent();
+    expect(/(, de \d{1,2}\sh\s\d\d à \d{1,2}\sh\s\d\d| à \d{1,2}\sh\s\d\d)\./.test(text), `when, in hours: ${text}`);
+    expect(text.includes('Pour vous accompagner.'), `why: ${text}`);
+    // Fewer lines than accesses; her own actions hidden first.
+    const entries = (await api(`/people/${fx.person.id}/access-log?page_size=500`)).items;
+    expect(groups.length < entries.length, `grouped: ${groups.length} lines for ${entries.length} accesses`);
+    expect((await lines.filter({ hasText: /^Vous / }).count()) === 0, 'her own actions hidden');
+    const others = await lines.count();
+    expect((await page.getByRole('button', { name: 'Voir plus' }).isHidden()) === (groups.length <= 50), 'more only when there is more');
+    await checkA11y(page, 'journal des accès, par jour');
+    await screenshot(page, 'personne-journal');
+    await page.getByLabel('Ne pas afficher mes propres actions').uncheck();
+    await lines.filter({ hasText: /^Vous avez / }).first().waitFor();
+    expect((await lines.count()) > others, 'her own actions shown too');
+    await page.getByLabel('Ne pas afficher mes propres actions').check();
+    expect((await lines.count()) === others, 'and hidden again');
+  });
+
+  await step('le détail, accès par accès, avec « voir plus »', async () => {
+    await page.getByRole('link', { name: 'Voir le détail', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Qui a consulté mon dossier, accès par accès' }).waitFor();
     const log = page.getByRole('table', { name: /accès à votre dossier/ });
     const rows = log.locator('tbody tr');
-    // Her own actions hidden first: A's reads of her file show.
+    // Her own actions hidden first: A's reads of her file show, the newest first (more to see).
     expect((await log.getByRole('cell', { name: new RegExp(fx.structures.a.name) }).count()) > 0, 'A\'s reads are listed');
     expect((await log.getByRole('cell', { name: 'Vous', exact: true }).count()) === 0, 'her own actions hidden');
+    await page.getByRole('button', { name: 'Voir plus' }).waitFor();
     const others = await rows.count();
-    await checkA11y(page, 'journal des accès');
-    await screenshot(page, 'personne-journal');
+    await checkA11y(page, 'journal des accès, détail');
+    await screenshot(page, 'personne-journal-detail');
     await page.getByLabel('Ne pas afficher mes propres actions').uncheck();
     await log.getByRole('cell', { name: 'Vous', exact: true }).first().waitFor();
     const first = await rows.count();
@@ -240,22 +294,24 @@ try {
     const more = page.getByRole('button', { name: 'Voir plus' });
     await more.click();
     await page.waitForFunction((n) => document.querySelectorAll('table.access-log tbody tr').length > n, first);
+    const ids = await api(`/people/${fx.person.id}/access-log?page_size=500`);
+    expect((await rows.count()) <= ids.items.length, 'no access shown twice');
     await checkA11y(page, 'journal des accès, tout affiché');
+    await page.getByRole('link', { name: 'Voir le résumé par jour' }).click();
+    await page.getByRole('list', { name: /Les accès à votre dossier, par jour/ }).waitFor();
   });
 
   await step('sur un téléphone (390 px)', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
     for (const [href, h1, name] of [
       ['#/mon-espace', 'Mon espace', 'personne-telephone-accueil'],
       ['#/mon-espace/consentements', 'Mes consentements', 'personne-telephone-consentements'],
       ['#/mon-espace/diagnostic', 'Mon diagnostic', 'personne-telephone-diagnostic'],
+      ['#/mon-espace/acces', 'Qui a consulté mon dossier', 'personne-telephone-journal'],
+      ['#/mon-espace/acces/detail', 'Qui a consulté mon dossier, accès par accès', null],
     ]) {
       await page.goto(`${fx.baseUrl}/${href}`);
-      await page.getByRole('heading', { level: 1, name: h1 }).waitFor();
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      expect(wide <= 390, `${h1}: nothing wider than the phone (${wide} px)`);
-      await checkA11y(page, `${h1} sur téléphone`);
-      await screenshot(page, name);
+      await page.getByRole('heading', { level: 1, name: h1, exact: true }).waitFor();
+      await fitsPhone(page, h1, { shot: name ?? undefined });
     }
   });
   console.log('person: ok');

@@ -3,8 +3,9 @@
 // Keita first, to do), refuses it without a reason (error next to the field), accepts it,
 // finds the referral sent to B, and refers Ana through the suggested services (a missing
 // consent told next to the domains first); B's partner accepts a referral, starts it,
-// records its outcome, writes a message, and reads every step in the timeline.
-import { checkA11y, expect, fixtures, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
+// records its outcome, writes a message, and reads every step in the timeline. Every page
+// is checked on a phone too (390 px).
+import { checkA11y, expect, fixtures, fitsPhone, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
 const { browser, page } = await launch();
@@ -48,13 +49,7 @@ try {
   });
 
   await step('la liste sur un téléphone (390 px)', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
-    await refLink(fx.referrals.toA).waitFor();
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    expect(wide <= 390, `no sideways scrolling at 390 px (page is ${wide} px wide)`);
-    await checkA11y(page, 'orientations (téléphone)');
-    await screenshot(page, 'orientations-liste-telephone');
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await fitsPhone(page, 'orientations reçues et envoyées', { shot: 'orientations-liste-telephone' });
   });
 
   await step('le filtre « À traiter »', async () => {
@@ -77,6 +72,7 @@ try {
     expect((await facts().innerText()).includes('Envoyée'), 'nothing moved');
     await checkA11y(page, 'orientation reçue (refus incomplet)');
     await screenshot(page, 'orientations-detail-refus-erreur');
+    await fitsPhone(page, 'orientation reçue (refus incomplet)');
   });
 
   await step('accepter l\'orientation : le nouvel état s\'affiche', async () => {
@@ -88,6 +84,7 @@ try {
     await page.getByRole('button', { name: 'Démarrer l\'accompagnement' }).waitFor();
     await checkA11y(page, 'orientation acceptée');
     await screenshot(page, 'orientations-detail');
+    await fitsPhone(page, 'orientation acceptée', { shot: 'orientations-detail-telephone' });
   });
 
   await step('orienter Ana par les services suggérés : l\'accord manquant est signalé', async () => {
@@ -105,6 +102,7 @@ try {
       `the suggestion says what, who, where and why (${text})`);
     await checkA11y(page, 'nouvelle orientation (suggestions)');
     await screenshot(page, 'orientations-nouvelle');
+    await fitsPhone(page, 'nouvelle orientation (suggestions)', { shot: 'orientations-nouvelle-telephone' });
     await permis.check();
     expect((await f.getByLabel('Structure visée').inputValue()) === fx.structures.b.id, 'choosing the service fills the target structure');
     await f.getByLabel(/^Logement/).check();
@@ -117,6 +115,7 @@ try {
     expect(await permis.isChecked(), 'the service chosen is kept');
     await checkA11y(page, 'nouvelle orientation (erreur)');
     await screenshot(page, 'orientations-nouvelle-erreur');
+    await fitsPhone(page, 'nouvelle orientation (erreur)');
   });
 
   await step('l\'orientation part sans le domaine refusé', async () => {
@@ -137,6 +136,7 @@ try {
     expect((await facts().innerText()).includes('Envoyée'), 'a first click cancels nothing');
     await checkA11y(page, 'orientation envoyée');
     await screenshot(page, 'orientations-envoyee');
+    await fitsPhone(page, 'orientation envoyée');
     await logOut(page);
   });
 
@@ -149,6 +149,7 @@ try {
     expect((await page.locator('section.ref-received li.ref-card').first().innerText()).includes('À traiter'), 'to do first');
     await checkA11y(page, 'partenaire : orientations reçues');
     await screenshot(page, 'partenaire-orientations');
+    await fitsPhone(page, 'partenaire : orientations reçues');
   });
 
   await step('le partenaire ouvre l\'orientation : diagnostic transmis, puis l\'accepte', async () => {
@@ -158,6 +159,7 @@ try {
     await diag.getByRole('heading', { level: 3, name: 'Mobilité' }).waitFor();
     await checkA11y(page, 'partenaire : une orientation');
     await screenshot(page, 'partenaire-orientation');
+    await fitsPhone(page, 'partenaire : une orientation', { shot: 'partenaire-orientation-telephone' });
     await page.getByRole('button', { name: 'Accepter l\'orientation' }).click();
     await told(page, 'L\'orientation est acceptée.');
     await facts().locator('.ref-status').filter({ hasText: 'Acceptée' }).waitFor();
@@ -200,6 +202,7 @@ try {
     expect(steps[3].includes('permis obtenu'), 'the outcome\'s comment shows');
     await checkA11y(page, 'partenaire : orientation terminée');
     await screenshot(page, 'partenaire-orientation-terminee');
+    await fitsPhone(page, 'partenaire : orientation terminée');
   });
   console.log('referrals: ok');
 } finally {

@@ -143,6 +143,7 @@ struct LogRow {
     actor_user_id: String,
     reason: String,
     occurred_at_us: i64,
+    question_id: String,
 }
 
 impl From<LogRow> for pb::ModerationLogEntry {
@@ -157,6 +158,7 @@ impl From<LogRow> for pb::ModerationLogEntry {
             actor_user_id: r.actor_user_id,
             reason: r.reason,
             occurred_at: Some(to_timestamp(r.occurred_at_us)),
+            question_id: r.question_id,
         }
     }
 }
@@ -170,6 +172,19 @@ async fn log(
     actor: &str,
     reason: &str,
 ) -> Result<pb::ModerationLogEntry, DbError> {
+    let question_id = match pb::ContentKind::try_from(content.kind) {
+        Ok(pb::ContentKind::Question) => content.content_id.clone(),
+        Ok(pb::ContentKind::Answer) => {
+            let row: Option<(String,)> = on_backend!(tx.conn(), c => sqlx::query_as(
+                "SELECT question_id FROM answers WHERE answer_id = $1",
+            )
+            .bind(&content.content_id)
+            .fetch_optional(&mut *c)
+            .await)?;
+            row.map(|r| r.0).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
     let row = LogRow {
         entry_id: uuid::Uuid::now_v7().to_string(),
         content_kind: content.kind,
@@ -178,6 +193,7 @@ async fn log(
         actor_user_id: actor.to_owned(),
         reason: reason.to_owned(),
         occurred_at_us: now_us(),
+        question_id,
     };
     on_backend!(tx.conn(), c => sqlx::query(
         "INSERT INTO moderation_log (entry_id, space_id, content_kind, content_id, action, actor_user_id, reason, occurred_at_us) \
@@ -360,8 +376,16 @@ impl ModerationService for Moderation {
                 return Err(ModerationError::NotModerator.into());
             }
         }
-        let cols =
-            "entry_id, content_kind, content_id, action, actor_user_id, reason, occurred_at_us";
+        // The question a post belongs to, for a link to it: itself, or an answer's.
+        let cols = format!(
+            "entry_id, content_kind, content_id, action, actor_user_id, reason, occurred_at_us, \
+             CASE content_kind WHEN {question} THEN content_id \
+             WHEN {answer} THEN COALESCE((SELECT a.question_id FROM answers a \
+             WHERE a.answer_id = moderation_log.content_id), '') \
+             ELSE '' END AS question_id",
+            question = pb::ContentKind::Question as i32,
+            answer = pb::ContentKind::Answer as i32,
+        );
         let after = page.after.clone().unwrap_or_default();
         let rows: Vec<LogRow> = if !r.space_id.is_empty() {
             let sql = format!(

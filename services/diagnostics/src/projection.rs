@@ -3,7 +3,7 @@
 //! the recording structures' type and territory are the platform's
 //! (`eva_platform::follows`).
 
-use eva_platform::consumer::{ApplyError, Envelope, Projection};
+use eva_platform::consumer::{ApplyError, Envelope, Projection, micros};
 use eva_platform::db::{Tx, to_timestamp};
 use eva_platform::follows::Follows;
 use eva_platform::outbox::{self, Event};
@@ -17,11 +17,6 @@ use crate::store::Store;
 pub const OBJECTIONS_CONSUMER: &str = "diagnostics-statistics-objections";
 /// Durable consumer of `eva.identity.person.erased`.
 pub const ERASURE_CONSUMER: &str = "diagnostics-erasure";
-
-fn micros(t: Option<prost_types::Timestamp>, event: &Envelope) -> i64 {
-    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
-        .unwrap_or_else(|| (event.time.unix_timestamp_nanos() / 1_000) as i64)
-}
 
 /// Subject of the exclusion event statistics reads.
 pub const EXCLUSION_CHANGED: &str = "eva.diagnostics.pseudonym.exclusion_changed";

@@ -355,6 +355,12 @@ async fn handle<P: Projection>(
     outcome
 }
 
+/// µs since the epoch of an event's own time, else of its CloudEvents time.
+pub fn micros(t: Option<prost_types::Timestamp>, event: &Envelope) -> i64 {
+    t.map(|t| crate::db::timestamp_us(&t))
+        .unwrap_or_else(|| (event.time.unix_timestamp_nanos() / 1_000) as i64)
+}
+
 /// Applies `envelope` unless this consumer already did, in one transaction.
 pub async fn apply_once<P: Projection>(
     db: &Db,

@@ -209,6 +209,41 @@ impl DataKey {
     }
 }
 
+/// A key derived from secrets a client holds and the server does not keep
+/// (e.g. an `Idempotency-Key` and the caller's token): what it seals can only
+/// be opened by whoever presents the same secrets again.
+#[derive(Clone)]
+pub struct ClientKey(SecretKey);
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientKey(<hidden>)")
+    }
+}
+
+impl ClientKey {
+    /// SHA-256 of `purpose` and each secret, length-prefixed so that no two
+    /// lists of secrets give the same key.
+    pub fn derive(purpose: &str, secrets: &[&[u8]]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in std::iter::once(purpose.as_bytes()).chain(secrets.iter().copied()) {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let bytes: [u8; 32] = h.finalize().into();
+        Self(SecretKey(*Key::<Aes256Gcm>::from_slice(&bytes)))
+    }
+
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.0.seal(plaintext, aad)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.0.open(sealed, aad)
+    }
+}
+
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -225,6 +260,21 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_keys_open_only_with_the_same_secrets() {
+        let key = ClientKey::derive("test", &[b"token", b"key-1"]);
+        let sealed = key.seal(b"Dupont", b"aad");
+        let again = ClientKey::derive("test", &[b"token", b"key-1"]);
+        assert_eq!(again.open(&sealed, b"aad").unwrap(), b"Dupont");
+        for other in [
+            ClientKey::derive("test", &[b"token", b"key-2"]),
+            ClientKey::derive("test", &[b"toke", b"nkey-1"]),
+            ClientKey::derive("other", &[b"token", b"key-1"]),
+        ] {
+            assert!(other.open(&sealed, b"aad").is_err());
+        }
+    }
 
     #[test]
     fn data_keys_seal_and_shred() {

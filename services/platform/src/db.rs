@@ -367,6 +367,11 @@ pub fn to_timestamp(us: i64) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf timestamp as microseconds since the epoch (what is stored).
+pub fn timestamp_us(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+}
+
 /// A URL safe to print: the password is replaced.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

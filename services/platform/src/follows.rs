@@ -12,7 +12,7 @@ use eva_proto::identity::v1::{
 };
 
 use crate::bus::streams;
-use crate::consumer::{ApplyError, Envelope, Projection, Subscription};
+use crate::consumer::{ApplyError, Envelope, Projection, Subscription, micros};
 use crate::db::{Db, DbError, Tx};
 use crate::on_backend;
 use crate::service::ServiceContext;
@@ -210,12 +210,6 @@ impl Follows {
 
 const STRUCTURE_BY_ID: &str = "SELECT structure_id, kind, commune_insee, epci, departement \
      FROM eva_structures WHERE structure_id = $1";
-
-/// Microseconds of the event's own time, else of its envelope.
-fn micros(t: Option<prost_types::Timestamp>, event: &Envelope) -> i64 {
-    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
-        .unwrap_or_else(|| (event.time.unix_timestamp_nanos() / 1_000) as i64)
-}
 
 fn structure_row(
     structure_id: String,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use eva_platform::bus::StreamSpec;
+pub use eva_platform::consumer::micros;
 use eva_platform::consumer::{ApplyError, Envelope, Projection, Subscription};
 use eva_platform::db::Tx;
 use eva_platform::federation::StatisticsFeed;
@@ -91,12 +92,6 @@ impl Projection for Live {
         let gens = Store::live_gens(tx).await?;
         self.0.apply(tx, &gens, events).await
     }
-}
-
-/// µs since the epoch of an event's own time, else of its CloudEvents time.
-pub fn micros(t: Option<prost_types::Timestamp>, event: &Envelope) -> i64 {
-    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
-        .unwrap_or_else(|| (event.time.unix_timestamp_nanos() / 1_000) as i64)
 }
 
 /// A proto enum's value as a lowercase code without its prefix

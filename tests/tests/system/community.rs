@@ -562,8 +562,8 @@ async fn story(backend: Backend) -> Result<()> {
     let (_, v) = get(&sb, &format!("/api/v1/community/spaces/{private_id}"), &c1).await?;
     assert!(v["my_role"].is_null(), "{v}");
 
-    // A hidden question is listed to the space's moderators only; its
-    // author still reads it.
+    // A hidden question is listed to the space's moderators and its author
+    // only; its author still reads it.
     let (s, q2) = post(
         &sb,
         "/api/v1/community/questions",
@@ -586,6 +586,8 @@ async fn story(backend: Backend) -> Result<()> {
     let (_, v) = get(&sb, "/api/v1/community/questions?domain=famille", &m).await?;
     assert_eq!(ids(&v), vec![q2_id.clone()], "{v}");
     assert_eq!(v["items"][0]["status"], "hidden");
+    let (_, v) = get(&sb, "/api/v1/community/questions?domain=famille", &c2).await?;
+    assert_eq!(ids(&v), vec![q2_id.clone()], "{v}");
     let (s, _) = get(&sb, &format!("/api/v1/community/questions/{q2_id}"), &c3).await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = get(&sb, &format!("/api/v1/community/questions/{q2_id}"), &c2).await?;
@@ -602,10 +604,19 @@ async fn story(backend: Backend) -> Result<()> {
     let (_, v) = get(
         &sb,
         &format!("/api/v1/community/questions/{q_id}/answers"),
-        &c3,
+        &c1,
     )
     .await?;
     assert_eq!(ids(&v), vec![a1_id.clone()], "{v}");
+    // Its author still sees it, marked hidden.
+    let (_, v) = get(
+        &sb,
+        &format!("/api/v1/community/questions/{q_id}/answers"),
+        &c3,
+    )
+    .await?;
+    assert_eq!(ids(&v), vec![a1_id.clone(), a2_id.clone()], "{v}");
+    assert_eq!(v["items"][1]["status"], "hidden");
     let (_, v) = get(
         &sb,
         &format!("/api/v1/community/questions/{q_id}/answers"),

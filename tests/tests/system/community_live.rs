@@ -350,6 +350,7 @@ async fn scenario(backend: Backend) -> Result<()> {
     assert_eq!(s, StatusCode::OK, "{log}");
     assert_eq!(log["items"][0]["content_id"], solution_id.as_str());
     assert_eq!(log["items"][0]["action"], "hide");
+    assert!(log["items"][0]["question_id"].is_null(), "{log}");
     let (s, log) = get(&sb, "/api/v1/community/moderation-log", &p.answerer).await?;
     assert_eq!(s, StatusCode::OK, "{log}");
     assert_eq!(log["items"].as_array().map(Vec::len), Some(0));
@@ -406,6 +407,8 @@ async fn scenario(backend: Backend) -> Result<()> {
         .collect();
     assert_eq!(actions, vec!["restore", "hide", "report"]);
     assert_eq!(log["items"][1]["reason"], "Adresse trop précise");
+    // Each entry names the answer's question, for a link to the post.
+    assert_eq!(log["items"][2]["question_id"], question_id.as_str());
     let (s, _) = get(
         &sb,
         &format!("/api/v1/community/moderation-log?space_id={space_id}"),

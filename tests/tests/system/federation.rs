@@ -454,6 +454,40 @@ async fn a_boxs_statistics_reach_the_hub_once_through_a_cut_link() -> Result<()>
                 .map(|(_, id)| id),
         );
     }
+    // A's kept answers (`Idempotency-Key`) stay in A: the hub's bucket holds none.
+    let r = sb
+        .http
+        .post(sb.url("/api/v1/people"))
+        .bearer_auth(&counselor)
+        .header("Idempotency-Key", "federation-1")
+        .json(
+            &json!({ "structure_id": a, "first_name": "Ana", "last_name": "Gardee",
+            "birth_date": "1985-05-20", "commune_insee": "27229" }),
+        )
+        .send()
+        .await?;
+    ensure!(r.status() == StatusCode::CREATED, "{}", r.status());
+    let kept = |js: jetstream::Context| async move {
+        Ok::<_, anyhow::Error>(
+            js.get_stream("KV_EVA_IDEMPOTENCY")
+                .await?
+                .info()
+                .await?
+                .state
+                .messages,
+        )
+    };
+    ensure!(kept(a_js.clone()).await? == 1, "A keeps its answer");
+    // Forwarding across the link would be immediate: watch the hub for a moment.
+    let watch = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch {
+        ensure!(
+            kept(hub_js.clone()).await? == 0,
+            "the hub's bucket holds A's answer"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+
     // The hub's own streams, which its own services read, captured none of A's events.
     for spec in streams::ALL {
         let captured: Vec<_> = stream_ids(&hub_js, spec.name, None)

@@ -118,7 +118,12 @@ async fn an_address_flood_is_limited_probes_never_and_cors_holds() -> Result<()>
         assert!(methods.contains(m), "{methods}");
     }
     let headers = h["access-control-allow-headers"].to_str()?.to_lowercase();
-    for name in ["authorization", "content-type", "x-request-id"] {
+    for name in [
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "idempotency-key",
+    ] {
         assert!(headers.contains(name), "{headers}");
     }
     assert_eq!(h["access-control-max-age"], "3600");
@@ -138,7 +143,12 @@ async fn an_address_flood_is_limited_probes_never_and_cors_holds() -> Result<()>
     let exposed = r.headers()["access-control-expose-headers"]
         .to_str()?
         .to_lowercase();
-    for name in ["retry-after", "x-request-id", "location"] {
+    for name in [
+        "retry-after",
+        "x-request-id",
+        "location",
+        "idempotent-replayed",
+    ] {
         assert!(exposed.contains(name), "{exposed}");
     }
     let r = sb

@@ -3,6 +3,7 @@
 //! minutes and gigabytes.
 
 mod access_log;
+mod access_log_summary;
 mod accompaniments;
 mod accounts;
 mod action_plan;
@@ -23,6 +24,7 @@ mod follows;
 mod gateway_limits;
 mod grpc;
 mod harness;
+mod idempotency;
 mod openapi;
 mod outbox;
 mod partner_nats;
@@ -34,6 +36,7 @@ mod referrals;
 mod referrals_partner_nats;
 mod rights;
 mod sealing;
+mod service_versions;
 mod skeleton;
 mod statistics;
 mod statistics_api;

@@ -634,6 +634,84 @@ async fn more(sb: &Sandbox, ids: &Ids, fx: &mut Value) -> Result<()> {
     fx["services"] = json!({ "permis": id(&permis) });
     fx["community"] =
         json!({ "question": question_id, "solution": id(&solution), "space": space_id });
+
+    // Moderation: a space that C's counselor moderates, where she asked a question that
+    // A's admin answered and A's counselor reported.
+    let admin = login(sb, ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+    let mod_name = "Mobilité dans le Vexin";
+    let (s, v) = post(
+        sb,
+        "/api/v1/community/spaces",
+        operator,
+        json!({ "name": mod_name, "kind": "territory", "territory_code": "27",
+                "description": "Permis, transports à la demande, covoiturage : ce qui marche dans le Vexin." }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("moderated space: {s} {v}");
+    }
+    let mod_space = v["id"].as_str().context("moderated space id")?.to_owned();
+    for t in [&counselor_c, &admin, counselor] {
+        until(
+            sb,
+            Method::POST,
+            &format!("/api/v1/community/spaces/{mod_space}/join"),
+            t,
+            Some(json!({})),
+            |s, _| s == StatusCode::OK,
+        )
+        .await?;
+    }
+    let (s, nour) = get(sb, "/api/v1/me", &counselor_c).await?;
+    if s != StatusCode::OK {
+        bail!("C's counselor: {s} {nour}");
+    }
+    let nour_id = nour["user_id"].as_str().context("C's counselor's id")?;
+    let (s, v) = patch(
+        sb,
+        &format!("/api/v1/community/spaces/{mod_space}/members/{nour_id}"),
+        operator,
+        json!({ "role": "moderator" }),
+    )
+    .await?;
+    if s != StatusCode::OK {
+        bail!("making C's counselor a moderator: {s} {v}");
+    }
+    let (s, mod_question) = post(
+        sb,
+        "/api/v1/community/questions",
+        &counselor_c,
+        json!({ "space_id": mod_space, "title": "Aller à un entretien d'embauche à Gisors sans voiture",
+                "body": "Une personne accompagnée a un entretien à Gisors mardi à 9 h, sans voiture ni bus à cette heure. Existe-t-il un transport à la demande ?",
+                "domains": ["mobilite"] }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("moderated question: {s} {mod_question}");
+    }
+    let (s, mod_answer) = post(
+        sb,
+        &format!("/api/v1/community/questions/{}/answers", id(&mod_question).as_str().unwrap_or_default()),
+        &admin,
+        json!({ "body": "Le transport à la demande du Vexin normand circule sur réservation la veille avant 17 h ; la plateforme mobilité prête aussi des scooters." }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("moderated answer: {s} {mod_answer}");
+    }
+    let (s, v) = post(
+        sb,
+        "/api/v1/community/reports",
+        counselor,
+        json!({ "content_kind": "answer", "content_id": id(&mod_answer),
+                "reason": "Les horaires de réservation ont changé : à vérifier par la modération." }),
+    )
+    .await?;
+    if s != StatusCode::CREATED {
+        bail!("reporting the answer: {s} {v}");
+    }
+    fx["moderation"] = json!({ "space": mod_space, "spaceName": mod_name,
+                               "question": id(&mod_question), "answer": id(&mod_answer) });
     Ok(())
 }
 
@@ -710,6 +788,12 @@ async fn community_in_the_browser() -> Result<()> {
     journey("community.mjs").await
 }
 
+/// Editing one's posts, creating a space, moderating (`tests/e2e/moderation.mjs`).
+#[tokio::test]
+async fn community_moderation_in_the_browser() -> Result<()> {
+    journey("moderation.mjs").await
+}
+
 /// « Ma structure »: the structure admin and the partner (`tests/e2e/admin.mjs`).
 #[tokio::test]
 async fn structure_admin_and_partner_in_the_browser() -> Result<()> {
@@ -726,4 +810,11 @@ async fn analyst_dashboard_in_the_browser() -> Result<()> {
 #[tokio::test]
 async fn invitation_accepted_in_the_browser() -> Result<()> {
     journey("invitation.mjs").await
+}
+
+/// A lost answer: the client's retry under the same Idempotency-Key registers the
+/// person once (`tests/e2e/network.mjs`).
+#[tokio::test]
+async fn a_lost_answer_is_not_a_second_person() -> Result<()> {
+    journey("network.mjs").await
 }

@@ -232,14 +232,16 @@ async fn receive(State(calls): State<Received>, headers: HeaderMap, body: Bytes)
     StatusCode::NO_CONTENT
 }
 
-/// A partner's HTTP endpoint on a free loopback port.
+/// A partner's HTTP endpoint on a free loopback port, named `localhost` so
+/// that each call goes through the webhooks' resolver (public addresses only,
+/// loopback for `localhost`).
 async fn partner_endpoint() -> Result<(Received, String)> {
     let calls = Received::default();
     let app = axum::Router::new()
         .route("/eva", axum::routing::post(receive))
         .with_state(calls.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/eva", l.local_addr()?);
+    let url = format!("http://localhost:{}/eva", l.local_addr()?.port());
     tokio::spawn(async move { axum::serve(l, app).await });
     Ok((calls, url))
 }

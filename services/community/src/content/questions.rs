@@ -474,7 +474,7 @@ impl QuestionService for ContentApi {
         let mut clauses = vec![visible_space_sql("s", 2, caller.structures.len())];
         binds.extend(caller.structures.iter().cloned());
         clauses.push(
-            "(q.status = 'published' OR EXISTS (SELECT 1 FROM space_members m \
+            "(q.status = 'published' OR q.author_user_id = $1 OR EXISTS (SELECT 1 FROM space_members m \
              WHERE m.space_id = q.space_id AND m.user_id = $1 AND m.role = 'moderator'))"
                 .to_owned(),
         );
@@ -694,10 +694,11 @@ impl QuestionService for ContentApi {
         let page = Page::parse(r.page_size, &r.page_token)?;
         let offset = page.offset()?;
         let seen = self.seen_question(&caller, &r.question_id).await?;
+        // Hidden answers: the moderators see them, and each author their own.
         let hidden = if seen.moderator {
             ""
         } else {
-            "AND a.status = 'published'"
+            "AND (a.status = 'published' OR a.author_user_id = $1)"
         };
         let sql = format!(
             "SELECT {ANSWER_COLUMNS} FROM answers a JOIN questions q ON q.question_id = a.question_id \

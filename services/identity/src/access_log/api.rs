@@ -24,13 +24,79 @@ pub const LOG_READERS: &[Role] = &[Role::Person, Role::StructureAdmin];
 /// The state behind `AccessLogService`.
 #[derive(Clone)]
 pub struct AccessLogApi {
-    db: Db,
-    accounts: Arc<Accounts>,
+    pub(super) db: Db,
+    pub(super) accounts: Arc<Accounts>,
 }
 
 /// `AccessLogService`, ready for `GrpcServer::add_service`.
 pub fn server(db: Db, accounts: Arc<Accounts>) -> AccessLogServiceServer<AccessLogApi> {
     AccessLogServiceServer::new(AccessLogApi { db, accounts })
+}
+
+/// Names of the structures and accounts a page shows, looked up once each.
+pub(super) struct Names<'a> {
+    db: &'a Db,
+    accounts: &'a Accounts,
+    structures: HashMap<String, String>,
+    actors: HashMap<String, String>,
+}
+
+impl<'a> Names<'a> {
+    pub(super) fn new(db: &'a Db, accounts: &'a Accounts) -> Self {
+        Self {
+            db,
+            accounts,
+            structures: HashMap::new(),
+            actors: HashMap::new(),
+        }
+    }
+
+    /// The structure's name; empty for no structure.
+    pub(super) async fn structure(&mut self, id: &str) -> Result<String, Status> {
+        if id.is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(n) = self.structures.get(id) {
+            return Ok(n.clone());
+        }
+        let name = crate::store::Store::new(self.db.clone())
+            .structure(id)
+            .await
+            .map_err(internal)?
+            .map(|s| s.name)
+            .unwrap_or_default();
+        self.structures.insert(id.to_owned(), name.clone());
+        Ok(name)
+    }
+
+    /// The account holder's name; empty for no account.
+    pub(super) async fn actor(&mut self, id: &str) -> Result<String, Status> {
+        if id.is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(n) = self.actors.get(id) {
+            return Ok(n.clone());
+        }
+        let user = {
+            let mut h = self.db.acquire().await.map_err(internal)?;
+            self.accounts
+                .store
+                .user_by_id(h.conn(), id)
+                .await
+                .map_err(internal)?
+        };
+        // Not an account of this service (a token minted by `eva token`,
+        // a system action): no name to show.
+        let name = match user {
+            Some(u) => self
+                .accounts
+                .open(&u.user_id, "display_name", &u.display_name_sealed)
+                .map_err(internal)?,
+            None => String::new(),
+        };
+        self.actors.insert(id.to_owned(), name.clone());
+        Ok(name)
+    }
 }
 
 /// Turns stored accesses into entries naming the structure and the actor.
@@ -40,50 +106,13 @@ pub async fn entries(
     accounts: &Accounts,
     rows: Vec<AccessRow>,
 ) -> Result<Vec<pb::AccessLogEntry>, Status> {
-    let structures = crate::store::Store::new(db.clone());
-    let mut structure_names: HashMap<String, String> = HashMap::new();
-    let mut actor_names: HashMap<String, String> = HashMap::new();
+    let mut names = Names::new(db, accounts);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        if !row.actor_structure_id.is_empty()
-            && !structure_names.contains_key(&row.actor_structure_id)
-        {
-            let name = structures
-                .structure(&row.actor_structure_id)
-                .await
-                .map_err(internal)?
-                .map(|s| s.name)
-                .unwrap_or_default();
-            structure_names.insert(row.actor_structure_id.clone(), name);
-        }
-        if !row.actor_user_id.is_empty() && !actor_names.contains_key(&row.actor_user_id) {
-            let mut h = db.acquire().await.map_err(internal)?;
-            let user = accounts
-                .store
-                .user_by_id(h.conn(), &row.actor_user_id)
-                .await
-                .map_err(internal)?;
-            drop(h);
-            // Not an account of this service (a token minted by `eva token`,
-            // a system action): no name to show.
-            let name = match user {
-                Some(u) => accounts
-                    .open(&u.user_id, "display_name", &u.display_name_sealed)
-                    .map_err(internal)?,
-                None => String::new(),
-            };
-            actor_names.insert(row.actor_user_id.clone(), name);
-        }
         let role = Role::parse(&row.actor_role).map_or(pb::Role::Unspecified, role_to_pb);
         out.push(pb::AccessLogEntry {
-            actor_display_name: actor_names
-                .get(&row.actor_user_id)
-                .cloned()
-                .unwrap_or_default(),
-            actor_structure_name: structure_names
-                .get(&row.actor_structure_id)
-                .cloned()
-                .unwrap_or_default(),
+            actor_display_name: names.actor(&row.actor_user_id).await?,
+            actor_structure_name: names.structure(&row.actor_structure_id).await?,
             actor_role: role as i32,
             action: action_from_code(&row.action) as i32,
             domains: row.domain_list(),
@@ -114,6 +143,40 @@ fn day(field: &'static str, raw: &str) -> Result<Option<time::Date>, Status> {
     })
 }
 
+/// The period of a request, `from` and `to` as days, checked: the first and
+/// last microsecond it covers (UTC days, see [`day_bounds`]).
+pub(super) fn period(from: &str, to: &str) -> Result<(Option<i64>, Option<i64>), Status> {
+    let from = day("from", from)?;
+    let to = day("to", to)?;
+    if let (Some(f), Some(t)) = (from, to)
+        && t < f
+    {
+        return Err(invalid_field(
+            "to",
+            "la fin ne peut pas précéder le début (from) / to cannot be before from",
+        ));
+    }
+    Ok((from.map(|d| day_bounds(d).0), to.map(|d| day_bounds(d).1)))
+}
+
+/// Lets the caller read the person's log (the person, an admin of a
+/// structure following them), or answers why not.
+pub(super) async fn may_read(
+    api: &AccessLogApi,
+    caller: &eva_platform::auth::Principal,
+    person_id: &str,
+) -> Result<(), Status> {
+    authorise(
+        &api.db,
+        &api.accounts,
+        caller,
+        person_id,
+        &[Role::StructureAdmin],
+    )
+    .await
+    .map(|_| ())
+}
+
 #[tonic::async_trait]
 impl pb::access_log_service_server::AccessLogService for AccessLogApi {
     async fn list_access_log(
@@ -124,40 +187,27 @@ impl pb::access_log_service_server::AccessLogService for AccessLogApi {
         let r = req.into_inner();
         check_id("person_id", &r.person_id)?;
         let page = Page::parse(r.page_size, &r.page_token)?;
-        let from = day("from", &r.from)?;
-        let to = day("to", &r.to)?;
-        if let (Some(f), Some(t)) = (from, to)
-            && t < f
-        {
-            return Err(invalid_field(
-                "to",
-                "la fin ne peut pas précéder le début (from) / to cannot be before from",
-            ));
-        }
-        authorise(
-            &self.db,
-            &self.accounts,
-            &caller,
-            &r.person_id,
-            &[Role::StructureAdmin],
-        )
-        .await?;
+        let (from_us, to_us) = period(&r.from, &r.to)?;
+        may_read(self, &caller, &r.person_id).await?;
         // Not logged: see the module's documentation.
         let (rows, next) = {
             let mut h = self.db.acquire().await.map_err(internal)?;
-            page_of(
-                h.conn(),
-                &r.person_id,
-                from.map(|d| day_bounds(d).0),
-                to.map(|d| day_bounds(d).1),
-                &page,
-            )
-            .await
-            .map_err(internal)?
+            page_of(h.conn(), &r.person_id, from_us, to_us, &page)
+                .await
+                .map_err(internal)?
         };
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries(&self.db, &self.accounts, rows).await?,
             next_page_token: next,
         }))
+    }
+
+    async fn summarize_access_log(
+        &self,
+        req: Request<pb::SummarizeAccessLogRequest>,
+    ) -> Result<Response<pb::SummarizeAccessLogResponse>, Status> {
+        super::summary::summarize(self, req)
+            .await
+            .map(Response::new)
     }
 }

@@ -15,6 +15,7 @@
 //!   log shows are the ids and codes the person already holds.
 
 pub mod api;
+pub mod summary;
 
 use eva_platform::consumer::{ApplyError, Envelope, Projection};
 use eva_platform::db::{Conn, DbError, Tx, from_us};

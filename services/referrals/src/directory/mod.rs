@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use eva_platform::Config;
 use eva_platform::auth::{Principal, Role, require_role};
-use eva_platform::db::now_us;
+use eva_platform::db::{now_us, timestamp_us};
 use eva_platform::follows::Follows;
 use eva_platform::grpc::invalid_field;
 use eva_platform::pagination::Page;
@@ -353,8 +353,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         req: Request<pb::UpdateServiceRequest>,
     ) -> Result<Response<pb::UpdateServiceResponse>, Status> {
         let caller = require_role(&req, EDITORS)?.clone();
-        let mut s = req
-            .into_inner()
+        let r = req.into_inner();
+        let expected_us = r.expected_updated_at.as_ref().map(timestamp_us);
+        let mut s = r
             .service
             .ok_or_else(|| invalid_field("service", "service obligatoire / service required"))?;
         let before = self.load(&s.service_id).await?;
@@ -387,9 +388,14 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         datainclusion::normalise(&mut s);
         datainclusion::validate(&s).map_err(api_fault)?;
         let mut tx = self.store.db().begin().await.map_err(internal)?;
-        DirectoryStore::update(&mut tx, &s, now_us())
+        if !DirectoryStore::update(&mut tx, &s, expected_us, now_us())
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+        {
+            return Err(Status::aborted(
+                "le service a été modifié entre-temps ; relisez-le puis recommencez / the service changed meanwhile; read it again, then retry",
+            ));
+        }
         tx.commit().await.map_err(internal)?;
         tracing::info!(service_id = %s.service_id, "service updated");
         let service = self.load(&s.service_id).await?;

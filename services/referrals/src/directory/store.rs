@@ -456,18 +456,26 @@ impl DirectoryStore {
 
     /// Replaces every field of a service but its id, source, source id and
     /// creation time.
-    pub async fn update(tx: &mut Tx, s: &pb::Service, now: i64) -> Result<(), DbError> {
+    /// Replaces the service's fields; with `expected_us`, only if it last
+    /// changed then. False when nothing was changed (it changed meanwhile).
+    pub async fn update(
+        tx: &mut Tx,
+        s: &pb::Service,
+        expected_us: Option<i64>,
+        now: i64,
+    ) -> Result<bool, DbError> {
         let sets: Vec<String> = std::iter::once("structure_id")
             .chain(SCHEMA_COLUMNS.iter().copied())
             .chain(["capacity", "available_places", "updated_at_us"])
             .enumerate()
             .map(|(i, c)| format!("{c} = ${}", i + 2))
             .collect();
+        let expected = sets.len() + 2;
         let sql = format!(
-            "UPDATE services SET {} WHERE service_id = $1",
+            "UPDATE services SET {} WHERE service_id = $1 AND (${expected} IS NULL OR updated_at_us = ${expected})",
             sets.join(", ")
         );
-        on_backend!(tx.conn(), c => {
+        let n = on_backend!(tx.conn(), c => {
             let q = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(&s.service_id)
                 .bind(&s.structure_id);
@@ -475,11 +483,16 @@ impl DirectoryStore {
                 .bind(s.capacity.map(i64::from))
                 .bind(s.available_places.map(i64::from))
                 .bind(now)
+                .bind(expected_us)
                 .execute(&mut *c)
                 .await
-                .map(|_| ())
+                .map(|r| r.rows_affected())
         })?;
-        Self::replace_codes(tx, s, false).await
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::replace_codes(tx, s, false).await?;
+        Ok(true)
     }
 
     /// Closes (`Some(time)`) or opens again (`None`) a service; false if

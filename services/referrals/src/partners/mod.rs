@@ -29,6 +29,7 @@
 //! the settings needs the structure to be a partner (`STRUCTURE_KIND_PARTNER`
 //! in the structures projection).
 
+pub mod public_dns;
 pub mod signature;
 pub mod store;
 pub mod webhook;
@@ -238,21 +239,12 @@ pub fn webhook_url(raw: &str) -> Result<String, PartnerError> {
 }
 
 /// An address literal of a private, link-local or unspecified network: EVA
-/// does not call into its own network for a partner. (A name that resolves
-/// to such an address is not caught here.)
+/// does not call into its own network for a partner. (A name is checked each
+/// time it is resolved for a call: [`public_dns`].)
 fn is_private(host: Option<url::Host<&str>>) -> bool {
     match host {
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_unspecified()
-                || ip.is_unique_local()
-                || ip.is_unicast_link_local()
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_private() || v4.is_link_local() || v4.is_unspecified())
-        }
+        Some(url::Host::Ipv4(ip)) => public_dns::internal(ip.into()),
+        Some(url::Host::Ipv6(ip)) => public_dns::internal(ip.into()),
         _ => false,
     }
 }

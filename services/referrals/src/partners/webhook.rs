@@ -173,6 +173,7 @@ impl Worker {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(super::public_dns::PublicOnly))
             .user_agent(concat!("eva-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WorkerError::Client(e.to_string()))?;
