@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(join_space))
         .routes(routes!(leave_space))
         .routes(routes!(set_space_role))
+        .routes(routes!(list_space_members))
         .routes(routes!(list_questions, create_question))
         .routes(routes!(get_question, update_question))
         .routes(routes!(follow_question, unfollow_question))
@@ -165,6 +166,33 @@ pub struct SolutionJson {
 pub struct RoleJson {
     /// `member` or `moderator`.
     pub role: Option<String>,
+}
+
+/// A member of a space, as the space's members see them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpaceMemberJson {
+    pub user_id: String,
+    /// The member's name; absent while not known yet.
+    pub display_name: Option<String>,
+    /// The structure they take part for.
+    pub structure_id: Option<String>,
+    pub structure_name: Option<String>,
+    /// `member` or `moderator`.
+    pub role: Option<String>,
+    pub joined_at: Option<String>,
+}
+
+impl From<pb::SpaceMember> for SpaceMemberJson {
+    fn from(m: pb::SpaceMember) -> Self {
+        Self {
+            user_id: m.user_id,
+            display_name: non_empty(m.display_name),
+            structure_id: non_empty(m.structure_id),
+            structure_name: non_empty(m.structure_name),
+            role: space_role(m.role),
+            joined_at: when(m.joined_at),
+        }
+    }
 }
 
 fn space_kind(k: i32) -> Option<String> {
@@ -559,7 +587,8 @@ async fn join_space(
 
 /// Quitter un espace / Leave a space
 #[utoipa::path(post, path = "/community/spaces/{id}/leave", tag = SPACES, params(("id" = String, Path, description = "L'espace (UUIDv7) / the space")),
-    responses((status = 204, description = "Quitté / Left")))]
+    responses((status = 204, description = "Quitté / Left"),
+        (status = 409, description = "Le dernier modérateur de l'espace : en nommer un autre d'abord / The space's last moderator: appoint another first", body = Problem, content_type = "application/problem+json")))]
 async fn leave_space(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -572,13 +601,49 @@ async fn leave_space(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Les membres d'un espace / A space's members
+///
+/// Les modérateurs d'abord, puis par nom. Réservé aux membres de l'espace (et à qui gère
+/// ses rôles) ; un espace que l'on ne voit pas répond 404. / Moderators first, then by
+/// name. For the space's members (and those who manage its roles); a space the caller
+/// cannot see answers 404.
+#[utoipa::path(get, path = "/community/spaces/{id}/members", tag = SPACES,
+    params(("id" = String, Path, description = "L'espace (UUIDv7) / the space"), PageQuery),
+    responses((status = 200, description = "Une page / One page", body = Page<SpaceMemberJson>),
+        (status = 403, description = "Pas membre de l'espace / Not a member of the space", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Espace introuvable / Space not found", body = Problem, content_type = "application/problem+json")))]
+async fn list_space_members(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<SpaceMemberJson>>, Problem> {
+    let Query(q) = query?;
+    let req = state.upstreams.request(
+        &headers,
+        pb::ListSpaceMembersRequest {
+            page_size: q.page_size,
+            page_token: q.page_token,
+            space_id: id,
+        },
+    );
+    let r = spaces(&state).list_space_members(req).await?.into_inner();
+    Ok(Json(Page {
+        items: r.members.into_iter().map(Into::into).collect(),
+        next_page_token: non_empty(r.next_page_token),
+    }))
+}
+
 /// Changer le rôle d'un membre / Change a member's role
 ///
-/// Réservé aux modérateurs de l'espace. / For the space's moderators.
+/// Réservé aux modérateurs de l'espace. Le dernier modérateur le reste (409) : nommez-en
+/// d'abord un autre. / For the space's moderators. The last moderator stays one (409):
+/// appoint another first.
 #[utoipa::path(patch, path = "/community/spaces/{id}/members/{user_id}", tag = SPACES,
     params(("id" = String, Path, description = "L'espace (UUIDv7) / the space"), ("user_id" = String, Path, description = "Le membre / the member")),
     request_body = NewRole,
-    responses((status = 200, description = "Le nouveau rôle / The new role", body = RoleJson)))]
+    responses((status = 200, description = "Le nouveau rôle / The new role", body = RoleJson),
+        (status = 409, description = "Le dernier modérateur de l'espace / The space's last moderator", body = Problem, content_type = "application/problem+json")))]
 async fn set_space_role(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -58,7 +58,7 @@ pub struct AccessJson {
 /// for one purpose: « 3 lectures du diagnostic par Camille le 12 mars ».
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessGroupJson {
-    /// The day, `YYYY-MM-DD`, cut as the `from` and `to` of the access log cut days (UTC).
+    /// The day, `YYYY-MM-DD`, cut as the `from` and `to` of the access log cut days (Europe/Paris calendar).
     pub day: String,
     pub actor_user_id: Option<String>,
     /// The professional's name, when the actor is an account of EVA.

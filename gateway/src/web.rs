@@ -106,6 +106,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/community_moderation.js"),
     ),
     (
+        "community_solutions.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/community_solutions.js"),
+    ),
+    (
         "admin.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/admin.js"),
@@ -114,6 +119,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "person.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/person.js"),
+    ),
+    (
+        "person_plan.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/person_plan.js"),
     ),
     (
         "invitation.js",

@@ -2,12 +2,14 @@
 // réponses (votes, réponse acceptée, réponses certifiées, suivre, signaler), poser une
 // question (le texte est relu par le serveur : pas de données sur les personnes
 // accompagnées), la recherche, et la bibliothèque de fiches solutions (avis « ça a marché »).
-// Modifier ses publications, créer un espace et modérer : community_moderation.js.
+// Modifier ses publications, créer un espace et modérer : community_moderation.js ; la
+// bibliothèque de fiches solutions : community_solutions.js.
 import { domainLabel, get, getReferentiel, post, del } from './api.js';
 import { checkboxes, field, fmtDate, form, h, notice, render, showErrors, values } from './dom.js';
 import {
-  editAnswer, editQuestion, edited, mayCreateSpace, moderateBox, moderationPage, newSpace, reportBox,
+  editAnswer, editQuestion, edited, mayCreateSpace, membersPage, moderateBox, moderationPage, newSpace, reportBox,
 } from './community_moderation.js';
+import { library, publish, solution } from './community_solutions.js';
 
 /** Une page de la communauté : ses styles ne s'appliquent qu'à l'intérieur de `.community`. */
 export const page = (title, ...children) => render(title, h('div', { class: 'community' }, children));
@@ -34,6 +36,7 @@ export async function route(me, parts, params) {
   if (a === 'questions' && b === 'nouvelle') return ask(me, params);
   if (a === 'questions' && b) return question(me, b, params);
   if (a === 'espaces' && b === 'nouveau') return newSpace(me, await getReferentiel());
+  if (a === 'espaces' && b && parts[3] === 'membres') return membersPage(me, b, params);
   if (a === 'moderation') return moderationPage(me, params);
   if (a === 'questions') return home(me, params);
   if (a === 'recherche') return search(me, params);
@@ -63,9 +66,9 @@ export function crumbs(...items) {
 }
 
 /** Un texte long, paragraphes gardés (CSS pre-line, pas de HTML). */
-const prose = (text) => h('div', { class: 'prose' }, text);
+export const prose = (text) => h('div', { class: 'prose' }, text);
 
-function tags(ref, domains) {
+export function tags(ref, domains) {
   if (!domains?.length) return null;
   return h('ul', { class: 'tags', 'aria-label': 'Domaines' }, domains.map((d) => h('li', {}, domainLabel(ref, d))));
 }
@@ -183,7 +186,7 @@ export function checkTitle(v, fields) {
 }
 
 /** Un bouton qui agit, se désactive pendant l'appel et dit l'erreur dans la zone de message. */
-function action(label, run, attrs = {}) {
+export function action(label, run, attrs = {}) {
   const b = h('button', { type: 'button', ...attrs }, label);
   b.addEventListener('click', async () => {
     b.disabled = true;
@@ -307,7 +310,8 @@ async function home(me, params) {
       h('strong', {}, s.name),
       ' ', h('span', { class: 'kind' }, KIND[s.kind] || ''),
       s.my_role === 'moderator' ? h('span', { class: 'badge' }, 'Vous modérez') : null,
-      s.description ? h('p', { class: 'note' }, s.description) : null),
+      s.description ? h('p', { class: 'note' }, s.description) : null,
+      s.my_role ? h('p', { class: 'links' }, h('a', { href: `${BASE}/espaces/${s.id}/membres`, 'aria-label': `Membres de l'espace ${s.name}` }, 'Membres')) : null),
     s.my_role
       ? action(`Quitter l'espace ${s.name}`, async () => {
         await post(`/community/spaces/${s.id}/leave`);
@@ -599,134 +603,3 @@ async function search(me, params) {
         : h('p', {}, 'Essayez d\'autres mots, ou ', h('a', { href: `${BASE}/questions/nouvelle` }, 'posez la question à vos collègues'), '.'),
       more(params, next, 'Résultats suivants')));
 }
-
-// ---------------------------------------------------------------------------
-// Bibliothèque de solutions
-// ---------------------------------------------------------------------------
-
-function validity(s) {
-  if (s.valid_from && s.valid_until) return `Valable du ${s.valid_from.split('-').reverse().join('/')} au ${s.valid_until.split('-').reverse().join('/')}`;
-  if (s.valid_until) return `Valable jusqu'au ${s.valid_until.split('-').reverse().join('/')}`;
-  if (s.valid_from) return `Valable depuis le ${s.valid_from.split('-').reverse().join('/')}`;
-  return null;
-}
-
-const counts = (s) => `Utilisée ${s.used_count} fois, a marché ${s.worked_count} fois`;
-
-async function library(me, params) {
-  const ref = await getReferentiel();
-  const domain = params.get('domaine') || '';
-  const expired = params.get('expirees') === '1';
-  const qs = new URLSearchParams({ page_size: '100' });
-  if (domain) qs.set('domain', domain);
-  if (expired) qs.set('include_expired', 'true');
-  const sheets = (await get(`/community/solutions?${qs}`)).items;
-  const pick = field('Domaine', 'domaine', { options: [['', 'Tous les domaines'], ...ref.domains.map((d) => [d.id, d.label_fr])], value: domain });
-  const filter = form('Filtrer les fiches', [pick.wrap,
-    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'c-expired', name: 'expirees', value: '1', checked: expired }),
-      h('label', { for: 'c-expired' }, 'Montrer aussi les fiches expirées'))], 'Filtrer', async (f) => {
-    const v = values(f);
-    const p = new URLSearchParams();
-    if (v.domaine) p.set('domaine', v.domaine);
-    if (v.expirees) p.set('expirees', '1');
-    location.hash = `${BASE}/solutions${p.toString() ? `?${p}` : ''}`;
-  });
-  filter.classList.add('filters');
-  return page('Bibliothèque de solutions', crumbs(['Solutions', null]),
-    h('p', {}, 'Des fiches écrites par des conseillers : un dispositif, une aide, un contact qui a marché. Les plus utiles d\'abord.'),
-    h('p', { class: 'actions' }, h('a', { class: 'button', href: `${BASE}/solutions/nouvelle` }, 'Publier une fiche')),
-    filter,
-    h('section', { 'aria-labelledby': 'c-sheets' },
-      h('h2', { id: 'c-sheets' }, sheets.length ? `${sheets.length} fiche${sheets.length > 1 ? 's' : ''}` : 'Aucune fiche'),
-      sheets.length
-        ? h('ul', { class: 'cards sheets' }, sheets.map((s) => h('li', {},
-          h('h3', {}, h('a', { href: `${BASE}/solutions/${s.id}` }, s.title)),
-          h('p', { class: 'meta' }, counts(s), validity(s) ? ` · ${validity(s)}` : ''),
-          tags(ref, s.domains))))
-        : h('p', {}, domain ? 'Aucune fiche pour ce domaine. ' : '', h('a', { href: `${BASE}/solutions/nouvelle` }, 'Publiez la première'), '.')));
-}
-
-async function solution(me, id) {
-  const [ref, s, spaces] = await Promise.all([getReferentiel(), get(`/community/solutions/${id}`), allSpaces()]);
-  // A sheet is moderated by the moderators of a theme space of one of its domains.
-  const moderator = spaces.some((sp) => sp.kind === 'theme' && sp.my_role === 'moderator' && s.domains.includes(sp.domain_id));
-  const itemLabel = (itemId) => {
-    for (const d of ref.domains) {
-      const it = (d.items || []).find((i) => i.id === itemId);
-      if (it) return it.label_fr;
-    }
-    return itemId;
-  };
-  const countLine = h('p', { class: 'counts', id: 'c-counts' }, counts(s));
-  const said = (worked) => action(worked ? 'Ça a marché' : 'Ça n\'a pas marché', async () => {
-    const ns = await post(`/community/solutions/${id}/feedback`, { worked });
-    countLine.textContent = counts(ns);
-    notice(worked ? 'Merci : votre avis « ça a marché » est enregistré.' : 'Merci : votre avis « ça n\'a pas marché » est enregistré.');
-  }, { class: worked ? '' : 'secondary', 'aria-describedby': 'c-counts' });
-  const mine = s.author_user_id === me.user_id;
-  return page(s.title, crumbs(['Solutions', `${BASE}/solutions`], ['Fiche', null]),
-    h('article', { class: 'sheet' },
-      h('p', { class: 'meta' }, `${byWho(me, s.author_user_id, 'Votre fiche', 'Fiche')}, ${fmtDate(s.created_at)}`),
-      s.status === 'hidden' ? h('p', {}, h('span', { class: 'badge hidden' }, 'Masquée par la modération')) : null,
-      tags(ref, s.domains),
-      prose(s.body),
-      h('dl', { class: 'facts' },
-        validity(s) ? [h('dt', {}, 'Validité'), h('dd', {}, validity(s))] : null,
-        s.territory_codes.length ? [h('dt', {}, 'Territoires'), h('dd', {}, s.territory_codes.join(', '))] : null,
-        s.item_ids.length ? [h('dt', {}, 'Freins concernés'), h('dd', {}, s.item_ids.map(itemLabel).join(', '))] : null)),
-    h('section', { 'aria-labelledby': 'c-feedback' },
-      h('h2', { id: 'c-feedback' }, 'Vous l\'avez utilisée ?'),
-      h('p', {}, 'Dites-le à vos collègues : les fiches qui marchent remontent en tête de la bibliothèque. Votre dernier avis compte.'),
-      countLine,
-      h('p', { class: 'actions' }, said(true), said(false))),
-    moderator ? moderateBox('solution', s, () => solution(me, id)) : null,
-    mine || moderator ? null : reportBox('solution', s.id, 'cette fiche'));
-}
-
-async function publish() {
-  const ref = await getReferentiel();
-  const title = field('Titre de la fiche', 'title', {
-    required: true, autocomplete: 'off', help: `Le dispositif ou l'astuce en quelques mots (${MIN_TITLE} à ${MAX_TITLE} caractères).`,
-  });
-  const body = field('La solution', 'body', {
-    multiline: true, required: true,
-    help: 'Pour qui, comment y accéder, qui contacter, ce qu\'il faut savoir. Aucune donnée sur une personne accompagnée.',
-  });
-  body.input.rows = 8;
-  const domains = checkboxes('Domaines concernés', 'domains', ref.domains.map((d) => [d.id, d.label_fr]), {
-    help: 'Au moins un : la fiche est rangée sous ces domaines.',
-  });
-  const territories = field('Territoires', 'territory_codes', {
-    autocomplete: 'off', help: 'Facultatif : codes de départements ou de communes séparés par des virgules (27, 76540). Vide : partout.',
-  });
-  const from = field('Valable à partir du', 'valid_from', { type: 'date', help: 'Facultatif.' });
-  const until = field('Valable jusqu\'au', 'valid_until', { type: 'date', help: 'Facultatif : après cette date, la fiche est rangée parmi les expirées.' });
-  const f = form('Publier une fiche solution', [title.wrap, body.wrap, domains, territories.wrap, from.wrap, until.wrap], 'Publier la fiche', async (fm) => {
-    const v = values(fm, ['domains']);
-    const fields = [];
-    checkTitle(v, fields);
-    if (!v.body) fields.push({ field: 'body', message: 'Décrivez la solution : pour qui, comment, qui contacter.' });
-    if (!v.domains.length) fields.push({ field: 'domains', message: 'Cochez au moins un domaine.' });
-    const codes = (v.territory_codes || '').split(/[\s,;]+/).filter(Boolean);
-    const bad = codes.filter((c) => !TERRITORY.test(c));
-    if (bad.length) fields.push({ field: 'territory_codes', message: `Code inconnu : ${bad.join(', ')}. Écrivez 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).` });
-    if (v.valid_from && v.valid_until && v.valid_until < v.valid_from) fields.push({ field: 'valid_until', message: 'La fin de validité est avant son début : corrigez l\'une des deux dates.' });
-    if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
-    const payload = { title: v.title, body: v.body, domains: v.domains, territory_codes: codes };
-    if (v.valid_from) payload.valid_from = v.valid_from;
-    if (v.valid_until) payload.valid_until = v.valid_until;
-    let s;
-    try {
-      s = await post('/community/solutions', payload);
-    } catch (e) {
-      await explainRefusal(e, { title: v.title, body: v.body });
-    }
-    notice('Votre fiche est publiée dans la bibliothèque.');
-    location.hash = `${BASE}/solutions/${s.id}`;
-  });
-  screenWhileTyping(f, ['title', 'body']);
-  return page('Publier une fiche solution', crumbs(['Solutions', `${BASE}/solutions`], ['Publier une fiche', null]),
-    h('p', {}, 'Une aide, un dispositif, un contact qui a marché : partagez-le avec vos collègues.'),
-    f);
-}
-

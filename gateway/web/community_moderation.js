@@ -1,9 +1,10 @@
 // La communauté, suite : modifier ses propres publications (relues comme à la création),
 // signaler une publication, créer un espace (administrateurs de structure, opérateurs), et
 // la modération (masquer, rétablir avec un motif ; le journal des signalements et des
-// décisions des espaces que l'on modère). Les pages et les outils partagés : community.js.
+// décisions des espaces que l'on modère), et les membres d'un espace (un modérateur en
+// nomme un autre ; le dernier ne peut pas partir). Pages et outils partagés : community.js.
 import { get, patch, post } from './api.js';
-import { checkboxes, field, fmtDate, form, h, notice, values } from './dom.js';
+import { checkboxes, field, fmtDate, fmtDay, form, h, notice, values } from './dom.js';
 import {
   BASE, MAX_TITLE, MIN_TITLE, TERRITORY, allSpaces, checkTitle, crumbs, explainRefusal, invalid,
   more, page, screenWhileTyping,
@@ -84,6 +85,68 @@ export function editAnswer(a, saved) {
   });
   screenWhileTyping(f, ['body']);
   return editBox('Modifier ma réponse', f);
+}
+
+/** Les champs d'une fiche solution (publier, modifier), remplis de la fiche `s` s'il y en a une. */
+export function sheetFields(ref, s = {}) {
+  const title = field('Titre de la fiche', 'title', {
+    required: true, autocomplete: 'off', value: s.title,
+    help: `Le dispositif ou l'astuce en quelques mots (${MIN_TITLE} à ${MAX_TITLE} caractères).`,
+  });
+  const body = field('La solution', 'body', {
+    multiline: true, required: true, value: s.body,
+    help: 'Pour qui, comment y accéder, qui contacter, ce qu\'il faut savoir. Aucune donnée sur une personne accompagnée.',
+  });
+  body.input.rows = 8;
+  const domains = checkboxes('Domaines concernés', 'domains', ref.domains.map((d) => [d.id, d.label_fr]), {
+    checked: s.domains || [], help: 'Au moins un : la fiche est rangée sous ces domaines.',
+  });
+  const territories = field('Territoires', 'territory_codes', {
+    autocomplete: 'off', value: (s.territory_codes || []).join(', '),
+    help: 'Facultatif : codes de départements ou de communes séparés par des virgules (27, 76540). Vide : partout.',
+  });
+  const from = field('Valable à partir du', 'valid_from', { type: 'date', value: s.valid_from || '', help: 'Facultatif.' });
+  const until = field('Valable jusqu\'au', 'valid_until', { type: 'date', value: s.valid_until || '', help: 'Facultatif : après cette date, la fiche est rangée parmi les expirées.' });
+  return [title.wrap, body.wrap, domains, territories.wrap, from.wrap, until.wrap];
+}
+
+/** Ce que le formulaire d'une fiche envoie, vérifié dans la page d'abord (les champs en faute nommés). */
+export function sheetPayload(v) {
+  const fields = [];
+  checkTitle(v, fields);
+  if (!v.body) fields.push({ field: 'body', message: 'Décrivez la solution : pour qui, comment, qui contacter.' });
+  if (!v.domains.length) fields.push({ field: 'domains', message: 'Cochez au moins un domaine.' });
+  const codes = (v.territory_codes || '').split(/[\s,;]+/).filter(Boolean);
+  const bad = codes.filter((c) => !TERRITORY.test(c));
+  if (bad.length) fields.push({ field: 'territory_codes', message: `Code inconnu : ${bad.join(', ')}. Écrivez 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).` });
+  if (v.valid_from && v.valid_until && v.valid_until < v.valid_from) fields.push({ field: 'valid_until', message: 'La fin de validité est avant son début : corrigez l\'une des deux dates.' });
+  if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
+  const payload = { title: v.title, body: v.body, domains: v.domains, territory_codes: codes };
+  if (v.valid_from) payload.valid_from = v.valid_from;
+  if (v.valid_until) payload.valid_until = v.valid_until;
+  return payload;
+}
+
+/**
+ * « Modifier ma fiche » (son auteur seulement) : les mêmes champs qu'à la publication,
+ * relus de même ; les freins et le service de l'annuaire liés restent. `saved(s)` redessine.
+ */
+export function editSolution(s, ref, saved) {
+  const f = form('Modifier ma fiche', sheetFields(ref, s), 'Enregistrer la fiche', async (fm) => {
+    const v = values(fm, ['domains']);
+    const payload = { ...sheetPayload(v), item_ids: s.item_ids || [] };
+    if (s.directory_service_id) payload.directory_service_id = s.directory_service_id;
+    let ns;
+    try {
+      ns = await patch(`/community/solutions/${s.id}`, payload);
+    } catch (e) {
+      await explainRefusal(e, { title: v.title, body: v.body });
+    }
+    notice('Votre fiche est modifiée.');
+    await saved(ns);
+  });
+  screenWhileTyping(f, ['title', 'body']);
+  return editBox('Modifier ma fiche', f);
 }
 
 /** « Signaler un abus » : un motif, envoyé à la modération. */
@@ -269,4 +332,115 @@ export async function moderationPage(me, params) {
         ? h('ol', { class: 'cards log', 'aria-label': 'Entrées du journal' }, log.items.map((e) => entryItem(me, e, named)))
         : h('p', {}, params.get('suite') ? 'Plus d\'entrée plus ancienne.' : 'Aucun signalement ni décision pour l\'instant.'),
       more(params, log.next_page_token, 'Entrées plus anciennes')));
+}
+
+// ---------------------------------------------------------------------------
+// Les membres d'un espace
+// ---------------------------------------------------------------------------
+
+/** Qui change les rôles : les modérateurs de l'espace, un opérateur, l'administrateur d'une structure pour son espace privé. */
+const managesRoles = (me, space) => space.my_role === 'moderator' || operator(me)
+  || (space.kind === 'structure' && adminOf(me).some((s) => s.id === space.structure_id));
+
+/** Le nom d'un membre, « vous » compris. */
+function memberName(me, m) {
+  const name = m.display_name || 'Nom pas encore connu';
+  return m.user_id === me.user_id ? `${name} (vous)` : name;
+}
+
+/**
+ * « Nommer modérateur » ou « Retirer le rôle de modérateur » pour un membre : une
+ * confirmation d'abord, puis le changement ; un refus (le dernier modérateur) est dit à
+ * côté du bouton. `done()` redessine.
+ */
+function roleAction(me, space, m, done) {
+  const promote = m.role !== 'moderator';
+  const self = m.user_id === me.user_id;
+  const name = m.display_name || 'ce membre';
+  const label = promote ? 'Nommer modérateur' : 'Retirer le rôle de modérateur';
+  const key = `m-${m.user_id}`;
+  const error = h('p', { class: 'error', id: `${key}-error`, hidden: true });
+  const button = h('button', { type: 'button', class: promote ? '' : 'secondary', 'aria-label': `${label} : ${memberName(me, m)}` }, label);
+  const question = promote
+    ? `Nommer ${name} modératrice ou modérateur de « ${space.name} » ? Cette personne pourra masquer, rétablir et certifier les publications, et changer les rôles des membres.`
+    : self
+      ? `Ne plus modérer « ${space.name} » ? Vous resterez membre, sans les outils de modération.`
+      : `Retirer à ${name} le rôle de modérateur de « ${space.name} » ? Cette personne restera membre.`;
+  const confirm = h('button', { type: 'button' }, 'Confirmer');
+  const cancel = h('button', { type: 'button', class: 'secondary' }, 'Annuler');
+  const box = h('div', { class: 'confirm', role: 'group', 'aria-labelledby': `${key}-q`, hidden: true },
+    h('p', { id: `${key}-q` }, question), h('p', { class: 'actions' }, confirm, cancel));
+  const fail = (text) => {
+    error.textContent = text;
+    error.hidden = false;
+    button.setAttribute('aria-describedby', error.id);
+    box.hidden = true;
+    button.hidden = false;
+    button.focus();
+  };
+  button.addEventListener('click', () => {
+    error.hidden = true;
+    button.removeAttribute('aria-describedby');
+    button.hidden = true;
+    box.hidden = false;
+    confirm.focus();
+  });
+  cancel.addEventListener('click', () => {
+    box.hidden = true;
+    button.hidden = false;
+    button.focus();
+  });
+  confirm.addEventListener('click', async () => {
+    confirm.disabled = true;
+    try {
+      await patch(`/community/spaces/${space.id}/members/${m.user_id}`, { role: promote ? 'moderator' : 'member' });
+    } catch (e) {
+      confirm.disabled = false;
+      if (e.status === 409) {
+        fail(self
+          ? 'Vous êtes la dernière personne qui modère cet espace : nommez d\'abord un autre membre modérateur, puis retirez votre rôle.'
+          : `${name} est la dernière personne qui modère cet espace : nommez d'abord un autre membre modérateur.`);
+      } else {
+        fail(e.message || 'Le rôle n\'a pas pu être changé.');
+      }
+      return;
+    }
+    notice(promote ? `${name} modère maintenant « ${space.name} ».` : self ? `Vous ne modérez plus « ${space.name} ».` : `${name} n'est plus modérateur de « ${space.name} ».`);
+    await done();
+  });
+  return h('div', { class: 'role-action' }, button, box, error);
+}
+
+function memberItem(me, space, m, manage, done) {
+  const moderator = m.role === 'moderator';
+  return h('li', { class: `member${moderator ? ' moderator' : ''}` },
+    h('p', { class: 'who' }, h('strong', {}, memberName(me, m)),
+      moderator ? h('span', { class: 'badge' }, 'Modération') : null),
+    h('p', { class: 'meta' }, [m.structure_name, m.joined_at ? `membre depuis le ${fmtDay(m.joined_at, 'short')}` : null].filter(Boolean).join(' · ')),
+    manage ? roleAction(me, space, m, done) : null);
+}
+
+/** « Membres » d'un espace : les modérateurs d'abord, puis par nom. */
+export async function membersPage(me, id, params) {
+  const space = await get(`/community/spaces/${id}`);
+  const title = `Membres de « ${space.name} »`;
+  const here = crumbs([`Membres de « ${space.name} »`, null]);
+  const manage = managesRoles(me, space);
+  if (!space.my_role && !manage) {
+    return page(title, here, h('p', {}, 'Rejoignez cet espace pour voir qui en fait partie.'), h('p', {}, h('a', { href: BASE }, 'Retour aux espaces')));
+  }
+  const qs = new URLSearchParams({ page_size: '50' });
+  if (params.get('suite')) qs.set('page_token', params.get('suite'));
+  const list = await get(`/community/spaces/${id}/members?${qs}`);
+  const done = () => membersPage(me, id, params);
+  return page(title, here,
+    h('p', {}, manage
+      ? 'Les modérateurs d\'abord, puis par nom. Vous pouvez nommer d\'autres modérateurs : un espace garde toujours au moins une personne qui le modère.'
+      : 'Les modérateurs d\'abord, puis par nom. Les modérateurs masquent, rétablissent et certifient les publications.'),
+    h('section', { 'aria-labelledby': 'c-members' },
+      h('h2', { id: 'c-members' }, 'Membres'),
+      list.items.length
+        ? h('ul', { class: 'cards members', 'aria-label': 'Membres de l\'espace' }, list.items.map((m) => memberItem(me, space, m, manage, done)))
+        : h('p', {}, 'Personne n\'a encore rejoint cet espace.'),
+      more(params, list.next_page_token, 'Membres suivants')));
 }

@@ -3,6 +3,7 @@
 // one domain or everything, signed receipts), my referrals, who read my file, my data.
 import { ApiError, download, get, getAll, getReferentiel, getStructures, domainLabel, levelLabel, post } from './api.js';
 import { checkboxes, field, fmtDate, fmtDay, form, h, notice, render, values } from './dom.js';
+import { nextStep, route as myPlan } from './person_plan.js';
 
 const HOME = '#/mon-espace';
 
@@ -115,8 +116,10 @@ async function home(me) {
     h('p', {}, `Bonjour ${me.display_name || ''}. Ici, vous voyez ce que votre dossier dit de vous, et vous décidez qui peut le lire.`),
     draft ? h('p', { class: 'callout' }, 'Un diagnostic est en préparation avec votre conseiller. ',
       h('a', { href: `${HOME}/mon-avis/${draft.id}` }, 'Donner mon avis sur ma situation')) : null,
+    await nextStep(me, diagnostics.items),
     h('nav', { 'aria-label': 'Mon espace' }, h('ul', { class: 'entries' },
       entry(`${HOME}/diagnostic`, 'Mon diagnostic', 'Vos points d\'appui, vos difficultés, et ce qui a changé.'),
+      entry(`${HOME}/demarches`, 'Mes démarches', 'Votre plan d\'action : ce qu\'il y a à faire, pour quand, et qui s\'en occupe.'),
       entry(`${HOME}/consentements`, 'Mes consentements', 'Qui peut voir quoi dans votre dossier. Vous pouvez retirer votre accord à tout moment.'),
       entry(`${HOME}/orientations`, 'Mes orientations', 'Les structures vers lesquelles on vous a orienté, et où en est chaque demande.'),
       entry(`${HOME}/acces`, 'Qui a consulté mon dossier', 'Chaque lecture de votre dossier est notée : qui, quand, quoi.'))),
@@ -582,7 +585,7 @@ async function accessLog(me, detail) {
 // ---------------------------------------------------------------- routes
 
 /**
- * `#/mon-espace` (home), `/diagnostic[/{id}]`, `/mon-avis/{draft}`, `/consentements`,
+ * `#/mon-espace` (home), `/diagnostic[/{id}]`, `/demarches[/{id}]`, `/mon-avis/{draft}`, `/consentements`,
  * `/orientations`, `/acces` (the summary by day), `/acces/detail` (each access).
  */
 export async function route(me, parts = []) {
@@ -591,6 +594,7 @@ export async function route(me, parts = []) {
   }
   switch (parts[1]) {
     case 'diagnostic': return diagnostic(me, parts[2]);
+    case 'demarches': return myPlan(me, parts[2]);
     case 'mon-avis': return selfRating(me, parts[2]);
     case 'consentements': return consents(me);
     case 'orientations': return referrals(me);

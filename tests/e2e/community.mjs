@@ -2,8 +2,8 @@
 // `web::community_in_the_browser`): A's counselor opens the community, votes for and
 // accepts the answer C's counselor gave to her question, asks a question whose text holds
 // a phone number (refused, said next to the field, text kept), fixes and posts it, finds it
-// with the search, says a solution sheet worked, and publishes a sheet (a missing field
-// first). Every main page is checked with axe-core and photographed (`communaute-*`).
+// with the search, says a solution sheet worked, publishes a sheet (a missing field
+// first) and edits it (a phone number refused next to the field, the text kept). Every main page is checked with axe-core and photographed (`communaute-*`).
 import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, screenshot, settled, step, told } from './lib.mjs';
 
 const fx = fixtures();
@@ -232,6 +232,29 @@ try {
     await page.getByRole('heading', { level: 1, name: NEW_SHEET }).waitFor();
     await told(page, 'fiche est publiée');
     await page.getByText('Utilisée 0 fois, a marché 0 fois').waitFor();
+  });
+
+  await step('modifier sa fiche : un numéro de téléphone refusé à côté du champ, puis enregistrée', async () => {
+    await page.locator('.community').getByText('Modifier ma fiche', { exact: true }).click();
+    const edit = page.getByRole('form', { name: 'Modifier ma fiche' });
+    expect((await edit.getByLabel('Titre de la fiche').inputValue()) === NEW_SHEET, 'the title is filled in');
+    expect(await edit.getByLabel('Mobilité', { exact: true }).isChecked(), 'the domains are ticked');
+    expect((await edit.getByLabel('Territoires').inputValue()) === '27', 'the territories are filled in');
+    const first = await edit.getByLabel('La solution').inputValue();
+    const typed = `${first} Inscription auprès de Mme Roux au ${PHONE}.`;
+    await edit.getByLabel('La solution').fill(typed);
+    await edit.getByRole('button', { name: 'Enregistrer la fiche' }).click();
+    const error = edit.locator('[data-field="body"] .error').filter({ hasText: 'numéro de téléphone' });
+    await error.waitFor();
+    expect((await edit.getByLabel('La solution').inputValue()) === typed, 'the text typed is kept');
+    expect((await edit.getByLabel('La solution').getAttribute('aria-invalid')) === 'true', 'the field is marked invalid');
+    await checkA11y(page, 'fiche modifiée refusée');
+    await fitsPhone(page, 'modifier sa fiche');
+    await edit.getByLabel('La solution').fill(`${first} Inscription à l'accueil de la mairie.`);
+    await edit.getByRole('button', { name: 'Enregistrer la fiche' }).click();
+    await told(page, 'Votre fiche est modifiée');
+    await page.locator('.sheet').getByText('Inscription à l\'accueil de la mairie.', { exact: false }).waitFor();
+    await page.locator('#c-s-meta').filter({ hasText: /modifiée le \d/ }).waitFor();
   });
   console.log('community: ok');
 } finally {

@@ -1,7 +1,8 @@
 // The counselor's tools in headless Chromium (run by tests/tests/system/web.rs,
 // `web::counselor_tools_in_the_browser`): the caseload (each person's last diagnostic) and
 // its filter, the diagnostic editor's notes, the history of Ana's diagnostics (a chart per
-// domain, the same figures in tables, two diagnostics compared), the action plan (errors
+// domain, the same figures in tables, two diagnostics compared; her own ratings, then both
+// views side by side and where they differ), the action plan (errors
 // next to the fields, an objective, an action done), the notifications (badge, list, mark
 // read, live count), and the way there with the keyboard alone (the menu, a person, the
 // skip link). Every page is checked on a phone too (390 px).
@@ -212,6 +213,93 @@ try {
     await checkA11y(page, 'historique et comparaison');
     await screenshot(page, 'conseiller-historique');
     await fitsPhone(page, 'historique et comparaison', { shot: 'conseiller-historique-telephone' });
+  });
+
+  await step('les deux regards : la cotation de la personne, puis les deux côte à côte', async () => {
+    // Ana rates herself on the latest shared diagnostic (her own action, through the API):
+    // in mobility, the opposite of the counselor's « frein » (two levels apart) and the same
+    // as her « point d'appui »; against the counselor's « frein important » elsewhere.
+    const token = await apiToken(fx.person);
+    const api = async (path, init = {}) => {
+      const r = await fetch(`${fx.baseUrl}/api/v1${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+      expect(r.ok, `${init.method || 'GET'} ${path} (${r.status})`);
+      return r.json();
+    };
+    const ref = await api('/referentiel');
+    const second = await api(`/diagnostics/${fx.diagnostics.second}?purpose=accompagnement`);
+    const rated = (domainId, level) => second.domains.find((d) => d.domain_id === domainId)?.items?.find((i) => i.counselor_level === level);
+    const permit = rated('mobilite', 'frein');
+    const alike = rated('mobilite', 'point_d_appui');
+    const heavy = second.domains.filter((d) => d.domain_id !== 'mobilite').flatMap((d) => (d.items || []).map((i) => ({ ...i, domain: d.domain_id })))
+      .find((i) => i.counselor_level === 'frein_majeur');
+    expect(permit && alike && heavy, 'the fixtures rate a « frein » and a « point d\'appui » in mobility, a « frein majeur » elsewhere');
+    await api(`/diagnostics/${fx.diagnostics.second}/self-rating`, {
+      method: 'POST',
+      body: JSON.stringify({ ratings: [permit, alike, heavy].map((i) => ({ item_id: i.item_id, level: 'point_d_appui' })) }),
+    });
+    const level = (code) => ref.levels.find((l) => l.code === code).label_fr;
+    const item = (id) => ref.domains.flatMap((d) => d.items).find((i) => i.id === id).label_fr;
+    const heavyDomain = ref.domains.find((d) => d.id === heavy.domain).label_fr;
+
+    await page.goto(`${fx.baseUrl}/#/personnes/${fx.person.id}/historique`);
+    await settled(page, '/historique');
+    const views = page.getByRole('group', { name: 'Cotations :' });
+    expect(await views.getByRole('radio', { name: 'du conseiller' }).isChecked(), 'the counselor\'s view first');
+    /** A table's figures: for each row, its header and each column's figure. */
+    const figures = (table) => table.evaluate((t) => {
+      const heads = [...t.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+      return [...t.querySelectorAll('tbody tr')].map((tr) => ({
+        row: tr.querySelector('th').textContent.trim(),
+        ...Object.fromEntries([...tr.querySelectorAll('td')].map((td, i) => [heads[i + 1], td.textContent.trim()])),
+      }));
+    });
+
+    // Hers alone: the choice is kept in the address, and a reload keeps it.
+    await views.getByRole('radio', { name: 'de la personne' }).check();
+    await settled(page, 'vue=personne');
+    const hers = page.getByRole('table', { name: /^Mobilité : les chiffres du graphique .*selon la personne\)$/ });
+    await hers.waitFor();
+    let rows = await figures(hers);
+    expect(rows.length === 2, `a row per shared diagnostic (${rows.length})`);
+    expect(rows[1][level('point_d_appui')] === '2' && rows[1][level('frein')] === '0', `her two « point d'appui » in the second (${JSON.stringify(rows[1])})`);
+    expect(Number(rows[0]['Non coté par la personne']) >= 2 && rows[0][level('point_d_appui')] === '0',
+      `the first diagnostic's items counted as « non coté par la personne » (${JSON.stringify(rows[0])})`);
+    await page.reload();
+    await settled(page, 'vue=personne');
+    expect(await page.getByRole('radio', { name: 'de la personne' }).isChecked(), 'a reload keeps her view');
+    await page.getByRole('table', { name: /^Mobilité : les chiffres du graphique .*selon la personne\)$/ }).waitFor();
+
+    // Both, with the keyboard: the arrow moves to « les deux », the focus stays on the choice.
+    await page.getByRole('radio', { name: 'de la personne' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await settled(page, 'vue=deux');
+    expect(await page.getByRole('radio', { name: 'les deux' }).isChecked(), '« les deux » chosen with the arrow key');
+    expect(await page.evaluate(() => document.activeElement?.id === 'vue-deux'), 'the focus stays on the choice');
+    const key = page.getByRole('list', { name: 'Légende des graphiques' });
+    await key.getByText('la cotation du conseiller').waitFor();
+    await key.getByText('la cotation de la personne').waitFor();
+    const both = page.getByRole('table', { name: /^Mobilité : les chiffres du graphique .*selon le conseiller et selon la personne\)$/ });
+    rows = await figures(both);
+    expect(rows.length === 4, `two rows per shared diagnostic (${rows.length})`);
+    const [mine, theirs] = [rows[2], rows[3]];
+    expect(mine.row.endsWith('selon le conseiller') && mine[level('frein')] === '1' && mine[level('point_d_appui')] === '1', `the counselor's figures (${JSON.stringify(mine)})`);
+    expect(theirs.row.endsWith('selon la personne') && theirs[level('frein')] === '0' && theirs[level('point_d_appui')] === '2', `the person's figures (${JSON.stringify(theirs)})`);
+    const drawing = page.locator('svg[aria-labelledby="hist-title-mobilite"]');
+    expect((await drawing.locator('text.rater').allTextContents()).join(',') === 'Conseiller,Personne,Conseiller,Personne', 'each bar named in the drawing');
+    expect((await drawing.locator('rect.by-person').count()) >= 1, 'the person\'s bars are drawn');
+    expect((await drawing.locator('desc').textContent()).includes('selon la personne'), 'the drawing\'s description gives her figures');
+
+    // The reading of the latest diagnostic, per domain.
+    const mobility = page.locator('section.history', { has: page.getByRole('heading', { level: 3, name: 'Mobilité', exact: true }) });
+    await mobility.getByText('vous êtes d\'accord sur 1 des 2 item(s) cotés par vous deux.').waitFor();
+    await mobility.getByText(`Vous voyez « ${level('frein')} » là où la personne voit « ${level('point_d_appui')} » : ${item(permit.item_id)}.`).waitFor();
+    const other = page.locator('section.history', { has: page.getByRole('heading', { level: 3, name: heavyDomain, exact: true }) });
+    await other.getByText(`Vous voyez « ${level('frein_majeur')} » là où la personne voit « ${level('point_d_appui')} » : ${item(heavy.item_id)}.`).waitFor();
+    expect((await mobility.getByText(item(alike.item_id)).count()) === 0, 'an item both see alike is not called a difference');
+    await page.getByText('la personne n\'a coté aucun item de ce domaine').first().waitFor();
+    await checkA11y(page, 'historique, les deux regards');
+    await screenshot(page, 'conseiller-historique-deux-regards');
+    await fitsPhone(page, 'historique, les deux regards', { shot: 'conseiller-historique-deux-regards-telephone' });
   });
 
   await step('le diagnostic : une note sans cotation est signalée, puis enregistrée', async () => {

@@ -5,7 +5,10 @@
 // Camille reported, hides it with a reason and sees the report and the act in the
 // moderation log. Sacha (A's admin, a plain member there) sees her hidden answer marked so
 // and no moderation control, edits her answer, and creates a space (a missing name first).
-// Nour then restores the answer: the log shows the three entries, newest first. Every new
+// Nour then restores the answer: the log shows the three entries, newest first. She opens
+// the space's members (moderators first, then by name): as its only moderator she cannot
+// step down (the refusal said next to the button), so she appoints Sacha, who then has the
+// moderation tools and, alone to moderate her own space, cannot leave it. Every new
 // page is checked with axe-core, at 390 px, and photographed (`communaute-*`).
 import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, logOut, screenshot, settled, step, told } from './lib.mjs';
 
@@ -30,6 +33,7 @@ async function open(hash) {
 
 const answerItem = () => page.getByRole('list', { name: 'Réponses' }).getByRole('listitem').filter({ hasText: ANSWER });
 const logEntries = () => page.getByRole('list', { name: 'Entrées du journal' }).getByRole('listitem');
+const memberItems = () => page.getByRole('list', { name: 'Membres de l\'espace' }).getByRole('listitem');
 
 try {
   await step('la modératrice ouvre sa question', async () => {
@@ -200,6 +204,65 @@ try {
     await entries.nth(0).getByRole('link', { name: `Réponse à la question « ${QUESTION} »` }).click();
     await page.getByRole('heading', { level: 1, name: QUESTION }).waitFor();
     await settled(page, `#/communaute/questions/${m.question}`);
+  });
+  await step('les membres de l\'espace : la modératrice d\'abord, puis par nom', async () => {
+    await open('#/communaute');
+    await page.getByRole('heading', { level: 1, name: 'Communauté' }).waitFor();
+    const card = page.getByRole('region', { name: 'Mes espaces' }).getByRole('listitem').filter({ hasText: m.spaceName });
+    await card.getByRole('link', { name: `Membres de l'espace ${m.spaceName}` }).click();
+    await page.getByRole('heading', { level: 1, name: `Membres de « ${m.spaceName} »` }).waitFor();
+    await settled(page, `#/communaute/espaces/${m.space}/membres`);
+    const names = await memberItems().locator('.who strong').allTextContents();
+    expect(JSON.stringify(names) === JSON.stringify([`${fx.counselorC.name} (vous)`, fx.counselor.name, fx.admin.name]), `moderator first, then by name (${names})`);
+    await memberItems().nth(0).getByText('Modération', { exact: true }).waitFor();
+    expect((await memberItems().nth(2).getByText('Modération', { exact: true }).count()) === 0, 'Sacha is a plain member');
+    await memberItems().nth(1).getByText(/membre depuis le \d/).waitFor();
+    await checkA11y(page, 'membres de l\'espace');
+  });
+
+  await step('seule modératrice, Nour ne peut pas retirer son rôle : le refus est dit à côté', async () => {
+    const mine = memberItems().nth(0);
+    await mine.getByRole('button', { name: `Retirer le rôle de modérateur : ${fx.counselorC.name} (vous)` }).click();
+    const ask = mine.getByRole('group', { name: /Ne plus modérer/ });
+    await ask.getByRole('button', { name: 'Confirmer' }).click();
+    const refusal = mine.locator('.error').filter({ hasText: 'Vous êtes la dernière personne qui modère cet espace' });
+    await refusal.waitFor();
+    expect((await refusal.textContent()).includes('nommez d\'abord un autre membre modérateur'), 'it says what to do first');
+    const button = mine.getByRole('button', { name: /^Retirer le rôle de modérateur/ });
+    expect((await button.getAttribute('aria-describedby')) === (await refusal.getAttribute('id')), 'the refusal describes the button');
+    expect(await button.evaluate((b) => document.activeElement === b), 'the focus is back on the button');
+    await mine.getByText('Modération', { exact: true }).waitFor();
+    await checkA11y(page, 'dernier modérateur refusé');
+    await screenshot(page, 'communaute-membres');
+    await fitsPhone(page, 'membres de l\'espace', { shot: 'communaute-membres-telephone' });
+  });
+
+  await step('nommer Sacha modératrice, après confirmation', async () => {
+    const sacha = memberItems().filter({ hasText: fx.admin.name });
+    await sacha.getByRole('button', { name: `Nommer modérateur : ${fx.admin.name}` }).click();
+    const ask = sacha.getByRole('group', { name: new RegExp(`Nommer ${fx.admin.name}`) });
+    await ask.getByRole('button', { name: 'Annuler' }).click();
+    expect(await ask.isHidden(), 'cancelled: nothing asked any more');
+    await sacha.getByRole('button', { name: `Nommer modérateur : ${fx.admin.name}` }).click();
+    await ask.getByRole('button', { name: 'Confirmer' }).click();
+    await told(page, `${fx.admin.name} modère maintenant`);
+    await memberItems().nth(1).filter({ hasText: fx.admin.name }).getByText('Modération', { exact: true }).waitFor();
+    await memberItems().nth(1).getByRole('button', { name: `Retirer le rôle de modérateur : ${fx.admin.name}` }).waitFor();
+  });
+
+  await step('Sacha a maintenant les outils de modération ; seule modératrice de son espace, elle ne peut pas le quitter', async () => {
+    await logOut(page);
+    await logIn(page, fx.admin, 'Personnes suivies');
+    await open(`#/communaute/questions/${m.question}`);
+    await page.getByRole('heading', { level: 1, name: QUESTION }).waitFor();
+    await answerItem().getByText('Masquer cette réponse', { exact: true }).waitFor();
+    await answerItem().getByRole('button', { name: 'Retirer la certification' }).waitFor();
+    await open('#/communaute');
+    await page.getByRole('link', { name: 'Modération', exact: true }).waitFor();
+    const own = page.getByRole('region', { name: 'Mes espaces' }).getByRole('listitem').filter({ hasText: SPACE });
+    await own.getByRole('button', { name: `Quitter l'espace ${SPACE}` }).click();
+    await told(page, 'dernière personne qui modère cet espace');
+    await own.getByText('Vous modérez').waitFor();
   });
   console.log('moderation: ok');
 } finally {

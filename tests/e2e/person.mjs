@@ -3,7 +3,9 @@
 // changed, gives her own view on a draft (a bad input first), gives a consent for three
 // domains then withdraws ONE (the others stay, after a reload too), downloads a signed
 // receipt and her data, reads her referrals and who accessed her file (a line per day
-// and person with its count, then the detail access by access); on a phone too.
+// and person with its count, then the detail access by access); reads her action plan
+// (« Mes démarches »: empty, then built by her counselor; the next step on her home,
+// late ones said late, done ones after); on a phone too.
 import { readFileSync } from 'node:fs';
 import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, screenshot, step, told } from './lib.mjs';
 
@@ -44,6 +46,57 @@ async function counselorReads() {
   }, { id: fx.person.id, seen: before }, { polling: 100 });
 }
 
+/** A day `n` days from today, `YYYY-MM-DD`, in the browser's time. */
+const dayFromToday = (n) => page.evaluate((k) => {
+  const d = new Date();
+  d.setDate(d.getDate() + k);
+  const p = (x) => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}, n);
+
+/** A day as the person's plan says it: « 12 mars » (with the year when it is not this one). */
+const inWords = (iso) => page.evaluate((s) => {
+  const [y, m, d] = s.split('-').map(Number);
+  const day = new Date(y, m - 1, d);
+  const style = { day: 'numeric', month: 'long' };
+  if (y !== new Date().getFullYear()) style.year = 'numeric';
+  return day.toLocaleDateString('fr-FR', style).replace(/^1 /, '1er ');
+}, iso);
+
+/**
+ * The counselor builds Ana's plan on her latest shared diagnostic, through the API (as
+ * at her desk): two objectives; a past-due action, one given to Ana, one done, one later.
+ */
+async function counselorBuildsPlan(personUserId) {
+  const days = { start: await dayFromToday(-30), late: await dayFromToday(-5), soon: await dayFromToday(12),
+    done: await dayFromToday(-20), doneOn: await dayFromToday(-18), mail: await dayFromToday(30), target: await dayFromToday(120) };
+  await page.evaluate(async ({ email, password, diagnostic, personUserId, days }) => {
+    const login = await fetch('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }),
+    });
+    const { access_token: token } = await login.json();
+    const send = async (method, path, body) => {
+      const r = await fetch(`/api/v1${path}`, {
+        method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+      });
+      const json = await r.json().catch(() => null);
+      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+      return json;
+    };
+    const permis = await send('POST', `/diagnostics/${diagnostic}/plan/objectives`,
+      { domain_id: 'mobilite', title: 'Obtenir le permis B', start_date: days.start, target_date: days.target });
+    await send('POST', `/plan/objectives/${permis.id}/actions`, { title: 'Demander l\'aide au permis au Département', planned_date: days.late });
+    await send('POST', `/plan/objectives/${permis.id}/actions`,
+      { title: 'S\'inscrire au code de la route', planned_date: days.soon, owner_user_id: personUserId });
+    const found = await send('POST', `/plan/objectives/${permis.id}/actions`, { title: 'Trouver une auto-école solidaire', planned_date: days.done });
+    await send('PATCH', `/plan/actions/${found.id}`, { status: 'realisee', end_date: days.doneOn });
+    const online = await send('POST', `/diagnostics/${diagnostic}/plan/objectives`,
+      { domain_id: 'numerique', title: 'Faire mes démarches en ligne', start_date: days.start });
+    await send('POST', `/plan/objectives/${online.id}/actions`, { title: 'Créer une adresse e-mail', planned_date: days.mail });
+  }, { email: fx.counselor.email, password: fx.counselor.password, diagnostic: fx.diagnostics.second, personUserId, days });
+  return days;
+}
+
 async function goHome() {
   await page.getByRole('link', { name: 'Revenir à mon espace' }).first().click();
   await page.getByRole('heading', { level: 1, name: 'Mon espace' }).waitFor();
@@ -56,13 +109,82 @@ try {
   await step('la personne se connecte et arrive dans son espace', async () => {
     await page.goto(`${fx.baseUrl}/`);
     await logIn(page, fx.person, 'Mon espace');
-    for (const name of ['Mon diagnostic', 'Mes consentements', 'Mes orientations', 'Qui a consulté mon dossier']) {
+    for (const name of ['Mon diagnostic', 'Mes démarches', 'Mes consentements', 'Mes orientations', 'Qui a consulté mon dossier']) {
       await page.getByRole('link', { name, exact: true }).waitFor();
     }
     const ref = await api('/referentiel');
     labels = Object.fromEntries(ref.domains.map((d) => [d.id, d.label_fr]));
     await checkA11y(page, 'mon espace');
     await screenshot(page, 'personne-accueil');
+  });
+
+  await step('mes démarches : sans plan, une phrase simple, et rien sur l\'accueil', async () => {
+    expect((await page.getByRole('region', { name: 'Prochaine démarche' }).count()) === 0, 'no next step without a plan');
+    await page.getByRole('link', { name: 'Mes démarches', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes démarches' }).waitFor();
+    await page.getByText('Votre conseiller le construira avec vous').waitFor();
+    await page.getByText(/^Le plan de votre dernier diagnostic, du /).waitFor();
+    // Two shared diagnostics: the other one's plan is a link away.
+    await page.getByRole('link', { name: /^Plan de votre diagnostic du / }).waitFor();
+    await checkA11y(page, 'mes démarches, vides');
+    await goHome();
+  });
+
+  let plan = {};
+  await step('mes démarches : la prochaine sur l\'accueil, en retard', async () => {
+    const me = await api('/me');
+    plan = await counselorBuildsPlan(me.user_id);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Mon espace' }).waitFor();
+    const card = page.getByRole('region', { name: 'Prochaine démarche' });
+    await card.waitFor();
+    const text = await card.textContent();
+    expect(text.includes('Demander l\'aide au permis au Département'), `the next step is the oldest open one: ${text}`);
+    expect(text.includes('En retard') && text.includes(`c'était à faire avant le ${await inWords(plan.late)}`), `said late, with its date: ${text}`);
+    expect(text.includes('Obtenir le permis B'), `its objective: ${text}`);
+    await checkA11y(page, 'mon espace, prochaine démarche');
+    await card.getByRole('link', { name: 'Voir toutes mes démarches' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes démarches' }).waitFor();
+  });
+
+  await step('mes démarches : objectifs par domaine, dates en mots, le fait après', async () => {
+    const domains = page.getByRole('heading', { level: 2 });
+    const names = await domains.allTextContents();
+    const mob = names.indexOf(labels.mobilite);
+    const num = names.indexOf(labels.numerique);
+    expect(mob >= 0 && num > mob, `the domain with the late step first: ${names}`);
+    const permis = page.getByRole('article', { name: 'Obtenir le permis B' });
+    await permis.waitFor();
+    expect((await permis.textContent()).includes(`à atteindre d'ici le ${await inWords(plan.target)}`), 'the objective\'s target date in words');
+    const steps = permis.getByRole('list', { name: /Les démarches de l'objectif « Obtenir le permis B »/ }).getByRole('listitem');
+    const texts = await steps.allTextContents();
+    expect(texts.length === 3, `three steps: ${texts}`);
+    // What is next first (the late one, then the one to come), what is done after.
+    expect(texts[0].includes('Demander l\'aide au permis au Département') && texts[0].includes('En retard')
+      && texts[0].includes(`c'était à faire avant le ${await inWords(plan.late)}`), `first, the late one: ${texts[0]}`);
+    expect(texts[1].includes('S\'inscrire au code de la route') && texts[1].includes(`à faire avant le ${await inWords(plan.soon)}`)
+      && !texts[1].includes('En retard'), `then the one to come: ${texts[1]}`);
+    expect(texts[1].includes('Qui s\'en occupe : vous'), `given to Ana: ${texts[1]}`);
+    expect(texts[0].includes(`Qui s'en occupe : ${fx.structures.a.name}`), `the other one by A: ${texts[0]}`);
+    expect(texts[2].includes('Trouver une auto-école solidaire') && texts[2].includes(`faite le ${await inWords(plan.doneOn)}`)
+      && texts[2].includes('Faite'), `last, the done one: ${texts[2]}`);
+    expect((await steps.nth(2).getAttribute('class')).includes('action-realisee'), 'the done one is marked');
+    const mail = page.getByRole('article', { name: 'Faire mes démarches en ligne' });
+    expect((await mail.textContent()).includes(`à faire avant le ${await inWords(plan.mail)}`), 'the other objective\'s step');
+    // Read-only: the counselor changes the plan, not the person.
+    expect((await page.locator('main button').count()) === 0, 'no button to change the plan');
+    await page.getByText('Dites-le à votre conseiller').waitFor();
+    await checkA11y(page, 'mes démarches');
+    await screenshot(page, 'personne-demarches');
+    await fitsPhone(page, 'Mes démarches', { shot: 'personne-demarches-telephone' });
+    // The first diagnostic's plan, a link away: said which one, and empty.
+    await page.getByRole('link', { name: /^Plan de votre diagnostic du / }).click();
+    await page.getByText(/^Le plan de votre diagnostic, du /).waitFor();
+    await page.getByText('Votre conseiller le construira avec vous').waitFor();
+    expect(page.url().endsWith(`/demarches/${fx.diagnostics.first}`), `the first diagnostic's plan: ${page.url()}`);
+    await page.getByRole('link', { name: /\(le plus récent\)$/ }).click();
+    await page.getByRole('article', { name: 'Obtenir le permis B' }).waitFor();
+    await goHome();
   });
 
   await step('mon diagnostic en mots simples, et ce qui a changé', async () => {
@@ -306,6 +428,7 @@ try {
       ['#/mon-espace', 'Mon espace', 'personne-telephone-accueil'],
       ['#/mon-espace/consentements', 'Mes consentements', 'personne-telephone-consentements'],
       ['#/mon-espace/diagnostic', 'Mon diagnostic', 'personne-telephone-diagnostic'],
+      ['#/mon-espace/demarches', 'Mes démarches', null],
       ['#/mon-espace/acces', 'Qui a consulté mon dossier', 'personne-telephone-journal'],
       ['#/mon-espace/acces/detail', 'Qui a consulté mon dossier, accès par accès', null],
     ]) {

@@ -38,6 +38,11 @@ impl Screening {
         Self { db, identity: None }
     }
 
+    /// The channel to identity, when known (also used for members' own names).
+    pub fn identity(&self) -> Option<&Channel> {
+        self.identity.as_ref()
+    }
+
     /// With the name check, through identity at `config.identity.endpoint`,
     /// connected lazily.
     pub fn connect(config: &Config, db: Db, service: &'static str) -> Result<Self, StartError> {

@@ -201,11 +201,9 @@ pub fn today() -> String {
 pub const DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 
-/// The calendar day in Paris at `at`: UTC+1, UTC+2 from the last Sunday of
-/// March 01:00 UTC to the last Sunday of October 01:00 UTC (EU rule).
-pub fn paris_date(at: time::OffsetDateTime) -> time::Date {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let year = at.year();
+/// Summer time in Paris in `year`: from the last Sunday of March 01:00 UTC
+/// to the last Sunday of October 01:00 UTC (EU rule), as UTC instants.
+fn paris_summer(year: i32) -> (time::OffsetDateTime, time::OffsetDateTime) {
     let last_sunday = |month: time::Month| {
         let mut d = time::Date::from_calendar_date(year, month, 31).unwrap_or(time::Date::MIN);
         while d.weekday() != time::Weekday::Sunday {
@@ -215,9 +213,53 @@ pub fn paris_date(at: time::OffsetDateTime) -> time::Date {
             .map(|t| t.assume_utc())
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
-    let summer = at >= last_sunday(time::Month::March) && at < last_sunday(time::Month::October);
-    let hours = if summer { 2 } else { 1 };
+    (
+        last_sunday(time::Month::March),
+        last_sunday(time::Month::October),
+    )
+}
+
+/// The calendar day in Paris at `at`: UTC+1, UTC+2 in summer time.
+pub fn paris_date(at: time::OffsetDateTime) -> time::Date {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let (start, end) = paris_summer(at.year());
+    let hours = if at >= start && at < end { 2 } else { 1 };
     (at + time::Duration::hours(hours)).date()
+}
+
+/// The instant a Paris calendar day begins: 22:00 or 23:00 UTC the day before.
+pub fn paris_midnight(day: time::Date) -> time::OffsetDateTime {
+    let utc = day.midnight().assume_utc();
+    let summer = utc - time::Duration::hours(2);
+    if paris_date(summer) == day {
+        summer
+    } else {
+        utc - time::Duration::hours(1)
+    }
+}
+
+/// SQL for the Paris calendar day of `column` (µs since the epoch, UTC), as
+/// days since 1970-01-01, exact for instants in `years` (the summer-time
+/// windows are written out; both SQLite and PostgreSQL read it).
+pub fn paris_day_sql(column: &str, years: std::ops::RangeInclusive<i32>) -> String {
+    const HOUR_US: i64 = 3_600_000_000;
+    let us = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000) as i64;
+    let summers: Vec<String> = years
+        .map(|y| {
+            let (a, b) = paris_summer(y);
+            format!("({column} >= {} AND {column} < {})", us(a), us(b))
+        })
+        .collect();
+    let offset = if summers.is_empty() {
+        HOUR_US.to_string()
+    } else {
+        format!(
+            "CASE WHEN {} THEN {} ELSE {HOUR_US} END",
+            summers.join(" OR "),
+            2 * HOUR_US
+        )
+    };
+    format!("(({column} + {offset}) / 86400000000)")
 }
 
 /// A service's local consent projection. Cloning is cheap.
@@ -531,5 +573,70 @@ mod tests {
             "2026-07-14"
         );
         assert_eq!(today().len(), 10);
+    }
+
+    #[test]
+    fn paris_days_begin_at_paris_midnight() {
+        use time::macros::{date, datetime};
+        assert_eq!(
+            paris_midnight(date!(2026 - 01 - 11)),
+            datetime!(2026-01-10 23:00 UTC)
+        );
+        assert_eq!(
+            paris_midnight(date!(2026 - 07 - 15)),
+            datetime!(2026-07-14 22:00 UTC)
+        );
+        // The days summer time starts and ends begin on the old offset.
+        assert_eq!(
+            paris_midnight(date!(2026 - 03 - 29)),
+            datetime!(2026-03-28 23:00 UTC)
+        );
+        assert_eq!(
+            paris_midnight(date!(2026 - 03 - 30)),
+            datetime!(2026-03-29 22:00 UTC)
+        );
+        assert_eq!(
+            paris_midnight(date!(2026 - 10 - 25)),
+            datetime!(2026-10-24 22:00 UTC)
+        );
+        assert_eq!(
+            paris_midnight(date!(2026 - 10 - 26)),
+            datetime!(2026-10-25 23:00 UTC)
+        );
+    }
+
+    /// The SQL day agrees with `paris_date` on a real SQLite, around every change.
+    #[tokio::test]
+    async fn paris_days_in_sql_agree() {
+        use time::macros::datetime;
+        let db = crate::db::Db::connect("sqlite::memory:", 1).await.unwrap();
+        let sql = paris_day_sql("t", 2025..=2027);
+        let mut instants = Vec::new();
+        for base in [
+            datetime!(2026-03-29 01:00 UTC),
+            datetime!(2026-10-25 01:00 UTC),
+            datetime!(2026-01-10 23:00 UTC),
+            datetime!(2026-07-14 22:00 UTC),
+            datetime!(2027-03-28 01:00 UTC),
+        ] {
+            for us in [-1, 0, 1] {
+                instants.push(base + time::Duration::microseconds(us));
+            }
+        }
+        for at in instants {
+            let us = (at.unix_timestamp_nanos() / 1_000) as i64;
+            let mut h = db.acquire().await.unwrap();
+            let day: i64 =
+                crate::on_backend!(h.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(
+                format!("SELECT {sql} FROM (SELECT $1 AS t)")
+            ))
+            .bind(us)
+            .fetch_one(&mut *c)
+            .await)
+                .unwrap();
+            let want = paris_date(at)
+                - time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap();
+            assert_eq!(day, want.whole_days(), "{at}");
+        }
     }
 }

@@ -20,6 +20,10 @@ use crate::service::StartError;
 const BATCH_ITEMS: usize = 64;
 /// Most ciphertext per `OpenSealedBatch` call, in bytes (identity's limit).
 const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Most batches per `OpenSealedBatches` call (identity's limit).
+const CALL_BATCHES: usize = 64;
+/// Most ciphertext per `OpenSealedBatches` call, in bytes (identity's limit).
+const CALL_BYTES: usize = 8 * 1024 * 1024;
 
 /// A sealed payload and the id of the key that sealed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +197,88 @@ impl Sealer {
         items: Vec<OpenItem>,
     ) -> Result<Vec<Opened>, Status> {
         let n = items.len();
-        let items = items
+        let mut client = SealingServiceClient::new(self.channel.clone());
+        let answer = client
+            .open_sealed_batch(Self::request(caller, batch_request(reading, items)))
+            .await;
+        opened(answer.map(|r| r.into_inner().results), n)
+    }
+
+    /// Several batches — one per person and resource, each within one
+    /// `OpenSealedBatch`'s limits — in as few `OpenSealedBatches` calls as
+    /// identity allows. Each batch answers as [`Self::open_batch`] would
+    /// alone: its items, or the status that refused it (a person unknown or
+    /// erased…), without failing the others.
+    pub async fn open_batches(
+        &self,
+        caller: &MetadataMap,
+        batches: Vec<(Reading<'_>, Vec<OpenItem>)>,
+    ) -> Result<Vec<Result<Vec<Opened>, Status>>, Status> {
+        let mut out = Vec::with_capacity(batches.len());
+        let mut call: Vec<(idpb::OpenSealedBatchRequest, usize)> = Vec::new();
+        let mut bytes = 0;
+        for (reading, items) in batches {
+            let size: usize = items.iter().map(|i| i.sealed.ciphertext.len()).sum();
+            if items.len() > BATCH_ITEMS || size > BATCH_BYTES {
+                return Err(Status::invalid_argument(
+                    "a batch larger than one OpenSealedBatch",
+                ));
+            }
+            if call.len() == CALL_BATCHES || bytes + size > CALL_BYTES {
+                out.extend(self.open_call(caller, std::mem::take(&mut call)).await?);
+                bytes = 0;
+            }
+            bytes += size;
+            let n = items.len();
+            call.push((batch_request(&reading, items), n));
+        }
+        if !call.is_empty() {
+            out.extend(self.open_call(caller, call).await?);
+        }
+        Ok(out)
+    }
+
+    async fn open_call(
+        &self,
+        caller: &MetadataMap,
+        call: Vec<(idpb::OpenSealedBatchRequest, usize)>,
+    ) -> Result<Vec<Result<Vec<Opened>, Status>>, Status> {
+        let (batches, sizes): (Vec<_>, Vec<_>) = call.into_iter().unzip();
+        let mut client = SealingServiceClient::new(self.channel.clone());
+        let outcomes = client
+            .open_sealed_batches(Self::request(
+                caller,
+                idpb::OpenSealedBatchesRequest { batches },
+            ))
+            .await?
+            .into_inner()
+            .outcomes;
+        if outcomes.len() != sizes.len() {
+            return Err(Status::internal(
+                "identity: batches answered for another number of batches",
+            ));
+        }
+        Ok(outcomes
+            .into_iter()
+            .zip(sizes)
+            .map(|(o, n)| {
+                let answer = match tonic::Code::from_i32(o.code) {
+                    tonic::Code::Ok => Ok(o.results),
+                    code => Err(Status::new(code, o.message)),
+                };
+                opened(answer, n)
+            })
+            .collect())
+    }
+}
+
+/// The request of one batch.
+fn batch_request(reading: &Reading<'_>, items: Vec<OpenItem>) -> idpb::OpenSealedBatchRequest {
+    idpb::OpenSealedBatchRequest {
+        person_id: reading.person_id.to_owned(),
+        structure_id: reading.structure_id.to_owned(),
+        purpose: purpose_proto(reading.purpose) as i32,
+        items: items
             .into_iter()
             .map(|i| idpb::OpenSealedItem {
                 domains: i.domains,
@@ -203,51 +288,43 @@ impl Sealer {
                 }),
                 context: i.context,
             })
-            .collect();
-        let mut client = SealingServiceClient::new(self.channel.clone());
-        let answer = client
-            .open_sealed_batch(Self::request(
-                caller,
-                idpb::OpenSealedBatchRequest {
-                    person_id: reading.person_id.to_owned(),
-                    structure_id: reading.structure_id.to_owned(),
-                    purpose: purpose_proto(reading.purpose) as i32,
-                    items,
-                    resource_type: reading.resource_type.to_owned(),
-                    resource_id: reading.resource_id.to_owned(),
-                },
-            ))
-            .await;
-        let results = match answer {
-            Ok(r) => r.into_inner().results,
-            // Refused for the whole person (not this structure's reader):
-            // every item is withheld.
-            Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                let message = s.message().to_owned();
-                return Ok(vec![Opened::Withheld { message }; n]);
-            }
-            Err(s) => return Err(s),
-        };
-        if results.len() != n {
-            return Err(Status::internal(
-                "identity: batch answered for another number of items",
-            ));
-        }
-        results
-            .into_iter()
-            .map(|r| match idpb::OpenRefusal::try_from(r.refusal) {
-                Ok(idpb::OpenRefusal::Unspecified) => Ok(Opened::Plain(r.plaintext)),
-                Ok(idpb::OpenRefusal::Consent) => Ok(Opened::Withheld { message: r.message }),
-                Ok(idpb::OpenRefusal::DomainsRequired) => {
-                    Err(crate::grpc::invalid_field("domains", &r.message))
-                }
-                Ok(idpb::OpenRefusal::Sealed) => {
-                    Err(crate::grpc::invalid_field("sealed", &r.message))
-                }
-                Err(_) => Err(Status::internal("identity: unknown refusal")),
-            })
-            .collect()
+            .collect(),
+        resource_type: reading.resource_type.to_owned(),
+        resource_id: reading.resource_id.to_owned(),
     }
+}
+
+/// A batch's answer as items: refused for the whole person (not this
+/// structure's reader), every item is withheld.
+fn opened(
+    answer: Result<Vec<idpb::OpenSealedItemResult>, Status>,
+    n: usize,
+) -> Result<Vec<Opened>, Status> {
+    let results = match answer {
+        Ok(results) => results,
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+            let message = s.message().to_owned();
+            return Ok(vec![Opened::Withheld { message }; n]);
+        }
+        Err(s) => return Err(s),
+    };
+    if results.len() != n {
+        return Err(Status::internal(
+            "identity: batch answered for another number of items",
+        ));
+    }
+    results
+        .into_iter()
+        .map(|r| match idpb::OpenRefusal::try_from(r.refusal) {
+            Ok(idpb::OpenRefusal::Unspecified) => Ok(Opened::Plain(r.plaintext)),
+            Ok(idpb::OpenRefusal::Consent) => Ok(Opened::Withheld { message: r.message }),
+            Ok(idpb::OpenRefusal::DomainsRequired) => {
+                Err(crate::grpc::invalid_field("domains", &r.message))
+            }
+            Ok(idpb::OpenRefusal::Sealed) => Err(crate::grpc::invalid_field("sealed", &r.message)),
+            Err(_) => Err(Status::internal("identity: unknown refusal")),
+        })
+        .collect()
 }
 
 pub fn purpose_proto(p: Purpose) -> idpb::ConsentPurpose {

@@ -129,7 +129,7 @@ async fn the_person_reads_who_saw_their_file() -> Result<()> {
     assert_eq!(seen, all);
 
     // A day filter: today's entries are all of them, a past day has none.
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = eva_platform::consent::today();
     let (status, v) = get(
         &sb,
         &format!("/api/v1/people/{person}/access-log?from={today}&to={today}"),

@@ -228,9 +228,9 @@ async fn story(backend: Backend) -> Result<()> {
             Read,
             acc,
             &["famille"],
-            "2026-03-11T23:59:59Z",
+            "2026-03-11T22:59:59Z",
         ),
-        // The next day in UTC: another line.
+        // Midnight in Paris (UTC+1 in March): the next day, another line.
         access(
             &ana,
             &camille_id,
@@ -238,7 +238,7 @@ async fn story(backend: Backend) -> Result<()> {
             Read,
             acc,
             &["famille"],
-            "2026-03-13T00:00:00Z",
+            "2026-03-12T23:00:00Z",
         ),
     ];
     let mut events = EventPublisher::connect(&sb.nats.url(), &[streams::AUDIT]).await?;
@@ -282,8 +282,8 @@ async fn story(backend: Backend) -> Result<()> {
             "read",
             acc,
             1,
-            "2026-03-13T00:00:00Z",
-            "2026-03-13T00:00:00Z",
+            "2026-03-12T23:00:00Z",
+            "2026-03-12T23:00:00Z",
             vec!["famille"],
         ),
         (
@@ -319,7 +319,7 @@ async fn story(backend: Backend) -> Result<()> {
             acc,
             2,
             "2026-03-11T08:00:00Z",
-            "2026-03-11T23:59:59Z",
+            "2026-03-11T22:59:59Z",
             vec!["famille"],
         ),
     ];

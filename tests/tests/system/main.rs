@@ -12,6 +12,7 @@ mod backup;
 mod cluster;
 mod community;
 mod community_live;
+mod community_members;
 mod community_search;
 mod community_story;
 mod consent;

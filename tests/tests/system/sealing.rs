@@ -163,6 +163,36 @@ impl Caller {
     }
 }
 
+impl Caller {
+    async fn open_batches(
+        &mut self,
+        batches: Vec<pb::OpenSealedBatchRequest>,
+    ) -> Result<Result<Vec<pb::OpenSealedBatchOutcome>, tonic::Status>> {
+        let r = self.req(pb::OpenSealedBatchesRequest { batches })?;
+        Ok(self
+            .client
+            .open_sealed_batches(r)
+            .await
+            .map(|r| r.into_inner().outcomes))
+    }
+}
+
+fn batch(
+    person_id: &str,
+    structure_id: &str,
+    items: Vec<pb::OpenSealedItem>,
+    resource_id: &str,
+) -> pb::OpenSealedBatchRequest {
+    pb::OpenSealedBatchRequest {
+        person_id: person_id.into(),
+        structure_id: structure_id.into(),
+        purpose: pb::ConsentPurpose::Orientation as i32,
+        items,
+        resource_type: "referral".into(),
+        resource_id: resource_id.into(),
+    }
+}
+
 fn item(sealed: &pb::SealedPayload, context: &str, domains: &[&str]) -> pb::OpenSealedItem {
     pb::OpenSealedItem {
         sealed: Some(sealed.clone()),
@@ -548,6 +578,67 @@ async fn sealing_story(backend: Backend) -> Result<()> {
     assert_eq!(of_b[0].purpose, "orientation");
     assert_eq!(of_b[0].actor_role, "partner");
     assert_eq!(events.len(), 2, "{events:?}");
+    // Several batches in one call (a list of referrals): each answers as it
+    // would alone, a refused one refuses only itself, each opened one is its
+    // own access entry.
+    let (list_1, list_2) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let outcomes = partner
+        .open_batches(vec![
+            batch(&ana, &b, vec![item(&sealed, &ctx, &["mobilite"])], &list_1),
+            batch(&ana, &a, vec![item(&sealed, &ctx, &["mobilite"])], &list_2),
+            batch(
+                &unknown,
+                &b,
+                vec![item(&sealed, &ctx, &["mobilite"])],
+                &list_2,
+            ),
+            batch(&ana, &b, vec![item(&sealed, &ctx, &["sante"])], &list_2),
+        ])
+        .await??;
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0].code, Code::Ok as i32, "{:?}", outcomes[0]);
+    assert_eq!(outcomes[0].results[0].plaintext, SECRET.as_bytes());
+    assert_eq!(
+        outcomes[1].code,
+        Code::PermissionDenied as i32,
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(outcomes[1].results.is_empty());
+    assert_ne!(outcomes[2].code, Code::Ok as i32, "{:?}", outcomes[2]);
+    assert_eq!(outcomes[3].code, Code::Ok as i32);
+    assert_eq!(
+        outcomes[3].results[0].refusal,
+        pb::OpenRefusal::Consent as i32
+    );
+    let too_many = vec![batch(&ana, &b, vec![item(&sealed, &ctx, &["mobilite"])], &list_1); 65];
+    refused(
+        partner.open_batches(too_many).await?,
+        Code::InvalidArgument,
+        "batches",
+    );
+    refused(
+        partner.open_batches(Vec::new()).await?,
+        Code::InvalidArgument,
+        "batches",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let one = access_events(&sb, &ana, "referral", &list_1).await?;
+        let two = access_events(&sb, &ana, "referral", &list_2).await?;
+        if one.len() == 1 && two.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("one access for the batch opened, none for the others: {one:?} {two:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Not for a domain, a purpose or a structure the consent does not cover.
     refused(
         partner

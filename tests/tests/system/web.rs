@@ -677,6 +677,17 @@ async fn more(sb: &Sandbox, ids: &Ids, fx: &mut Value) -> Result<()> {
     if s != StatusCode::OK {
         bail!("making C's counselor a moderator: {s} {v}");
     }
+    // The operator who opened it leaves: C's counselor is its only moderator.
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/community/spaces/{mod_space}/leave"),
+        operator,
+        json!({}),
+    )
+    .await?;
+    if s != StatusCode::NO_CONTENT {
+        bail!("the operator leaving the moderated space: {s} {v}");
+    }
     let (s, mod_question) = post(
         sb,
         "/api/v1/community/questions",

@@ -10,6 +10,7 @@
 //! the people supported before it is stored, and indexed for search in the
 //! transaction that stores it, with its event.
 
+pub mod members;
 pub mod questions;
 pub mod solutions;
 pub mod spaces;

@@ -12,7 +12,7 @@ use eva_proto::community::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{
-    ContentApi, MEMBERS, SPACE_READERS, check_id, check_territory, internal, may_see,
+    ContentApi, MEMBERS, SPACE_READERS, check_id, check_territory, internal, may_see, members,
     visible_space_sql,
 };
 
@@ -159,9 +159,8 @@ async fn join(db: &Db, space_id: &str, user_id: &str, at_us: i64) -> Result<(), 
     Ok(())
 }
 
-async fn leave(db: &Db, space_id: &str, user_id: &str) -> Result<(), DbError> {
-    let mut h = db.acquire().await?;
-    on_backend!(h.conn(), c => sqlx::query(
+async fn leave(tx: &mut Tx, space_id: &str, user_id: &str) -> Result<(), DbError> {
+    on_backend!(tx.conn(), c => sqlx::query(
         "DELETE FROM space_members WHERE space_id = $1 AND user_id = $2",
     )
     .bind(space_id)
@@ -261,6 +260,7 @@ impl SpaceService for ContentApi {
         req: Request<pb::CreateSpaceRequest>,
     ) -> Result<Response<pb::CreateSpaceResponse>, Status> {
         let caller = require_role(&req, &[Role::Operator, Role::StructureAdmin])?.clone();
+        let md = req.metadata().clone();
         let r = req.into_inner();
         let name = r.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
@@ -329,6 +329,7 @@ impl SpaceService for ContentApi {
             created_by: caller.user_id.clone(),
             created_at_us: now_us(),
         };
+        let named = self.own_name(&md, &caller, &row.structure_id).await;
         let mut tx = self.db.begin().await.map_err(internal)?;
         insert(&mut tx, &row).await.map_err(internal)?;
         upsert_member(
@@ -340,6 +341,11 @@ impl SpaceService for ContentApi {
         )
         .await
         .map_err(internal)?;
+        if let Some(named) = &named {
+            members::record_name(&mut tx, &row.space_id, &caller.user_id, named)
+                .await
+                .map_err(internal)?;
+        }
         tx.commit().await.map_err(internal)?;
         tracing::info!(space_id = %row.space_id, kind = %row.kind, "space created");
         Ok(Response::new(pb::CreateSpaceResponse {
@@ -356,6 +362,7 @@ impl SpaceService for ContentApi {
         join(&self.db, &s.space_id, &caller.user_id, now_us())
             .await
             .map_err(internal)?;
+        self.refresh_name(req.metadata(), &caller, &s).await?;
         let role = self.role_in(&s.space_id, &caller.user_id).await?;
         Ok(Response::new(pb::JoinSpaceResponse {
             space: Some(to_proto(&s, role.as_deref())),
@@ -368,9 +375,17 @@ impl SpaceService for ContentApi {
     ) -> Result<Response<pb::LeaveSpaceResponse>, Status> {
         let caller = require_role(&req, SPACE_READERS)?.clone();
         let s = visible(&self.db, &caller, &req.get_ref().space_id).await?;
-        leave(&self.db, &s.space_id, &caller.user_id)
+        let mut tx = self.db.begin().await.map_err(internal)?;
+        if members::is_last_moderator(&mut tx, &s.space_id, &caller.user_id)
+            .await
+            .map_err(internal)?
+        {
+            return Err(members::last_moderator(true));
+        }
+        leave(&mut tx, &s.space_id, &caller.user_id)
             .await
             .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
         Ok(Response::new(pb::LeaveSpaceResponse {}))
     }
 
@@ -392,12 +407,7 @@ impl SpaceService for ContentApi {
                 ));
             }
         };
-        let manages = caller.has_role(Role::Operator)
-            || (s.kind == "structure"
-                && caller.has_role(Role::StructureAdmin)
-                && caller.belongs_to(&s.structure_id))
-            || self.moderates(&s.space_id, &caller.user_id).await?;
-        if !manages {
+        if !self.manages(&caller, &s).await? {
             return Err(Status::permission_denied(
                 "seuls les modérateurs de l'espace changent les rôles / only the space's moderators change roles",
             ));
@@ -408,6 +418,13 @@ impl SpaceService for ContentApi {
             ));
         }
         let mut tx = self.db.begin().await.map_err(internal)?;
+        if role == "member"
+            && members::is_last_moderator(&mut tx, &s.space_id, &r.user_id)
+                .await
+                .map_err(internal)?
+        {
+            return Err(members::last_moderator(false));
+        }
         upsert_member(&mut tx, &s.space_id, &r.user_id, role, now_us())
             .await
             .map_err(internal)?;
@@ -416,5 +433,12 @@ impl SpaceService for ContentApi {
         Ok(Response::new(pb::SetSpaceRoleResponse {
             role: role_of(Some(role)) as i32,
         }))
+    }
+
+    async fn list_space_members(
+        &self,
+        req: Request<pb::ListSpaceMembersRequest>,
+    ) -> Result<Response<pb::ListSpaceMembersResponse>, Status> {
+        self.list_members(req).await
     }
 }

@@ -144,7 +144,7 @@ fn day(field: &'static str, raw: &str) -> Result<Option<time::Date>, Status> {
 }
 
 /// The period of a request, `from` and `to` as days, checked: the first and
-/// last microsecond it covers (UTC days, see [`day_bounds`]).
+/// last microsecond it covers (Europe/Paris days, see [`day_bounds`]).
 pub(super) fn period(from: &str, to: &str) -> Result<(Option<i64>, Option<i64>), Status> {
     let from = day("from", from)?;
     let to = day("to", to)?;

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod summary;
 
+use eva_platform::consent::paris_midnight;
 use eva_platform::consumer::{ApplyError, Envelope, Projection};
 use eva_platform::db::{Conn, DbError, Tx, from_us};
 use eva_platform::on_backend;
@@ -196,10 +197,16 @@ impl Projection for AccessLogProjection {
     }
 }
 
-/// `YYYY-MM-DD` as the first and last microsecond of that day (UTC).
+/// `YYYY-MM-DD` as the first and last microsecond of that day in the
+/// Europe/Paris calendar (23 or 25 hours on the days the clocks change).
 pub fn day_bounds(day: time::Date) -> (i64, i64) {
-    let start = day.midnight().assume_utc().unix_timestamp() * 1_000_000;
-    (start, start + 86_400 * 1_000_000 - 1)
+    let us = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000) as i64;
+    let start = us(paris_midnight(day));
+    let end = day
+        .next_day()
+        .map(|d| us(paris_midnight(d)) - 1)
+        .unwrap_or(i64::MAX);
+    (start, end)
 }
 
 /// When an access happened, RFC 3339, for the export.
@@ -228,9 +235,17 @@ mod tests {
     }
 
     #[test]
-    fn days_cover_every_microsecond() {
-        let d = time::Date::from_calendar_date(2026, time::Month::March, 1).unwrap();
-        let (a, b) = day_bounds(d);
-        assert_eq!(b - a + 1, 86_400_000_000);
+    fn days_are_paris_days() {
+        let hour = 3_600_000_000;
+        let day = |m, d| time::Date::from_calendar_date(2026, m, d).unwrap();
+        let (a, b) = day_bounds(day(time::Month::March, 1));
+        assert_eq!(b - a + 1, 24 * hour);
+        // 1 March 2026 begins at 23:00 UTC the day before (UTC+1).
+        assert_eq!(a, 1_772_319_600_000_000);
+        // The clocks go forward on 29 March and back on 25 October.
+        let (a, b) = day_bounds(day(time::Month::March, 29));
+        assert_eq!(b - a + 1, 23 * hour);
+        let (a, b) = day_bounds(day(time::Month::October, 25));
+        assert_eq!(b - a + 1, 25 * hour);
     }
 }

@@ -3,9 +3,10 @@
 //! opens the file ten times a day makes one line, and the one access that
 //! matters stands out.
 //!
-//! - Days are cut as `ListAccessLog`'s `from` and `to` cut them (UTC, see
-//!   [`super::day_bounds`]), so a day of the summary is the day its entries
-//!   show under that filter.
+//! - Days are Europe/Paris calendar days, cut as `ListAccessLog`'s `from`
+//!   and `to` cut them ([`super::day_bounds`]), so a day of the summary is
+//!   the day its entries show under that filter, and the day the person lived
+//!   them (a read at 00:30 in Paris is on that day, not the day before).
 //! - Newest day first; within a day, the group accessed last first, then the
 //!   group whose newest access id is higher (unique: an access is in one
 //!   group). Pages are keyset: the token carries the last group's
@@ -14,7 +15,8 @@
 //! - Same readers as the list, and not logged either (see the module above).
 
 use eva_platform::auth::{Role, require_role};
-use eva_platform::db::{Conn, DbError, to_timestamp};
+use eva_platform::consent::paris_day_sql;
+use eva_platform::db::{self, Conn, DbError, to_timestamp};
 use eva_platform::on_backend;
 use eva_platform::pagination::{Page, PageError};
 use eva_proto::identity::v1 as pb;
@@ -26,12 +28,10 @@ use crate::accounts::role_to_pb;
 use crate::people::api::internal;
 use crate::people::check_id;
 
-const DAY_US: i64 = 86_400 * 1_000_000;
-
 /// One group as the database sums it up.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GroupRow {
-    /// Days since 1970-01-01 (UTC).
+    /// Paris calendar days since 1970-01-01.
     pub day_n: i64,
     pub actor_user_id: String,
     pub actor_structure_id: String,
@@ -103,9 +103,27 @@ pub fn after(page: &Page) -> Result<Option<After>, PageError> {
     }
 }
 
-/// A person's groups between two instants (microseconds, inclusive), one page.
+/// The years a person's log spans (its Paris days are exact over them).
+pub async fn years_of(
+    conn: Conn<'_>,
+    person_id: &str,
+) -> Result<std::ops::RangeInclusive<i32>, DbError> {
+    let (first, last) = on_backend!(conn, c => sqlx::query_as::<_, (Option<i64>, Option<i64>)>(
+        "SELECT MIN(occurred_at_us), MAX(occurred_at_us) FROM access_log WHERE person_id = $1",
+    )
+    .bind(person_id)
+    .fetch_one(&mut *c)
+    .await)?;
+    let year = |us: Option<i64>| db::from_us(us.unwrap_or_default()).year();
+    Ok(year(first)..=year(last))
+}
+
+/// A person's groups between two instants (microseconds, inclusive), one
+/// page; days are Paris days, exact over `years`.
+#[allow(clippy::too_many_arguments)]
 pub async fn groups_of(
     conn: Conn<'_>,
+    years: std::ops::RangeInclusive<i32>,
     person_id: &str,
     from_us: Option<i64>,
     to_us: Option<i64>,
@@ -117,16 +135,17 @@ pub async fn groups_of(
         Conn::Sqlite(_) => "group_concat(DISTINCT domains)",
         Conn::Postgres(_) => "string_agg(DISTINCT domains, ',')",
     };
+    let day = paris_day_sql("occurred_at_us", years);
     let sql = format!(
         "SELECT day_n, actor_user_id, actor_structure_id, actor_role, action, resource_type, \
          purpose, domains, n, first_us, last_us, last_id FROM ( \
-           SELECT occurred_at_us / {DAY_US} AS day_n, actor_user_id, actor_structure_id, \
+           SELECT {day} AS day_n, actor_user_id, actor_structure_id, \
            actor_role, action, resource_type, purpose, {domains} AS domains, COUNT(*) AS n, \
            MIN(occurred_at_us) AS first_us, MAX(occurred_at_us) AS last_us, \
            MAX(access_id) AS last_id \
            FROM access_log WHERE person_id = $1 \
            AND ($2 IS NULL OR occurred_at_us >= $2) AND ($3 IS NULL OR occurred_at_us <= $3) \
-           GROUP BY occurred_at_us / {DAY_US}, actor_user_id, actor_structure_id, actor_role, \
+           GROUP BY {day}, actor_user_id, actor_structure_id, actor_role, \
            action, resource_type, purpose \
          ) g WHERE ($4 IS NULL OR day_n < $4 OR (day_n = $4 AND (last_us < $5 \
            OR (last_us = $5 AND last_id < $6)))) \
@@ -160,8 +179,10 @@ pub async fn summarize(
     // Not logged: see the module's documentation.
     let (rows, next) = {
         let mut h = api.db.acquire().await.map_err(internal)?;
+        let years = years_of(h.conn(), &r.person_id).await.map_err(internal)?;
         groups_of(
             h.conn(),
+            years,
             &r.person_id,
             from_us,
             to_us,
@@ -201,6 +222,8 @@ pub async fn summarize(
 mod tests {
     use super::*;
 
+    const DAY_US: i64 = 86_400 * 1_000_000;
+
     fn row(day_n: i64, domains: Option<&str>) -> GroupRow {
         GroupRow {
             day_n,
@@ -231,10 +254,6 @@ mod tests {
     #[test]
     fn days_are_calendar_days() {
         // 2026-03-12 is day 20524 since 1970-01-01.
-        let d = time::Date::from_calendar_date(2026, time::Month::March, 12).unwrap();
-        let (start, end) = super::super::day_bounds(d);
-        assert_eq!(start / DAY_US, 20524);
-        assert_eq!(end / DAY_US, 20524);
         assert_eq!(row(20524, None).day(), "2026-03-12");
     }
 

@@ -16,8 +16,8 @@ use eva_proto::identity::v1::sealing_service_server::SealingServiceServer;
 use tonic::{Request, Response, Status};
 
 use super::{
-    MAX_BATCH_CIPHERTEXT, MAX_BATCH_ITEMS, aad, check_context, check_domains, check_plaintext,
-    check_resource_type, decide_all, key_id, reason_text,
+    MAX_BATCH_CIPHERTEXT, MAX_BATCH_ITEMS, MAX_BATCHES, MAX_BATCHES_CIPHERTEXT, aad, check_context,
+    check_domains, check_plaintext, check_resource_type, decide_all, key_id, reason_text,
 };
 use crate::SERVICE;
 use crate::consent::store::ConsentStore;
@@ -332,6 +332,107 @@ impl SealingApi {
         }
         Err(person_not_found())
     }
+
+    /// One batch of OpenSealedBatch, for `caller`: its results, or why the
+    /// whole batch is refused.
+    async fn batch(
+        &self,
+        caller: &Principal,
+        r: pb::OpenSealedBatchRequest,
+    ) -> Result<Vec<pb::OpenSealedItemResult>, Status> {
+        check_id("person_id", &r.person_id)?;
+        let purpose = purpose_of(r.purpose)?;
+        let resource_type = check_resource_type(&r.resource_type).map_err(field)?;
+        let resource_id = check_context(&r.resource_id).map_err(|e| {
+            field(FieldError {
+                field: "resource_id",
+                message: e.message,
+            })
+        })?;
+        if r.items.is_empty() || r.items.len() > MAX_BATCH_ITEMS {
+            return Err(invalid_field(
+                "items",
+                "de 1 à 64 éléments à ouvrir par appel / 1 to 64 items per call",
+            ));
+        }
+        let total: usize = r
+            .items
+            .iter()
+            .map(|i| i.sealed.as_ref().map_or(0, |s| s.ciphertext.len()))
+            .sum();
+        if total > MAX_BATCH_CIPHERTEXT {
+            return Err(invalid_field(
+                "items",
+                "trop de données à ouvrir : 2 Mio au plus par appel / too much to open: at most 2 MiB per call",
+            ));
+        }
+        // Every item well formed, or the whole batch is a bad request.
+        let mut items = Vec::with_capacity(r.items.len());
+        for item in &r.items {
+            let sealed = item.sealed.as_ref().ok_or_else(|| {
+                invalid_field(
+                    "items.sealed",
+                    "données scellées manquantes / sealed payload missing",
+                )
+            })?;
+            let context = check_context(&item.context)
+                .map_err(|e| invalid_field("items.context", &e.message))?;
+            let domains = check_domains(&item.domains)
+                .map_err(|e| invalid_field("items.domains", &e.message))?;
+            items.push((sealed, context, domains));
+        }
+        let structure_id = r.structure_id.trim();
+        let opener = self.authorise(caller, &r.person_id, structure_id).await?;
+        let (key, key_id_now) = self.key_of(&r.person_id).await?;
+        let mut opened_domains: Vec<String> = Vec::new();
+        let mut results = Vec::with_capacity(items.len());
+        let mut opened = 0usize;
+        for (sealed, context, domains) in &items {
+            let outcome = opener
+                .decide(domains, purpose)
+                .and_then(|()| open_with(&key, &key_id_now, &r.person_id, context, sealed));
+            match outcome {
+                Ok(plaintext) => {
+                    opened += 1;
+                    for d in domains {
+                        if !opened_domains.iter().any(|x| x == d) {
+                            opened_domains.push((*d).to_owned());
+                        }
+                    }
+                    results.push(pb::OpenSealedItemResult {
+                        plaintext,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    e.log(&r.person_id, structure_id, purpose);
+                    results.push(e.item(purpose));
+                }
+            }
+        }
+        if opened > 0 {
+            self.record(Access {
+                person_id: &r.person_id,
+                actor: caller,
+                structure_id: (!structure_id.is_empty()).then_some(structure_id),
+                action: AccessAction::Read,
+                resource_type: &resource_type,
+                resource_id: &resource_id,
+                domains: opened_domains,
+                purpose: purpose.code(),
+            })
+            .await?;
+        }
+        tracing::info!(
+            person_id = %r.person_id,
+            structure_id = %structure_id,
+            purpose = purpose.code(),
+            items = items.len(),
+            opened,
+            "sealed payloads opened"
+        );
+        Ok(results)
+    }
 }
 
 #[tonic::async_trait]
@@ -431,98 +532,55 @@ impl pb::sealing_service_server::SealingService for SealingApi {
         req: Request<pb::OpenSealedBatchRequest>,
     ) -> Result<Response<pb::OpenSealedBatchResponse>, Status> {
         let caller = require_role(&req, OPENERS)?.clone();
+        let results = self.batch(&caller, req.into_inner()).await?;
+        Ok(Response::new(pb::OpenSealedBatchResponse { results }))
+    }
+
+    async fn open_sealed_batches(
+        &self,
+        req: Request<pb::OpenSealedBatchesRequest>,
+    ) -> Result<Response<pb::OpenSealedBatchesResponse>, Status> {
+        use futures::StreamExt;
+        /// Batches opened at once (each reads consent and writes its access).
+        const AT_ONCE: usize = 8;
+        let caller = require_role(&req, OPENERS)?.clone();
         let r = req.into_inner();
-        check_id("person_id", &r.person_id)?;
-        let purpose = purpose_of(r.purpose)?;
-        let resource_type = check_resource_type(&r.resource_type).map_err(field)?;
-        let resource_id = check_context(&r.resource_id).map_err(|e| {
-            field(FieldError {
-                field: "resource_id",
-                message: e.message,
-            })
-        })?;
-        if r.items.is_empty() || r.items.len() > MAX_BATCH_ITEMS {
+        if r.batches.is_empty() || r.batches.len() > MAX_BATCHES {
             return Err(invalid_field(
-                "items",
-                "de 1 à 64 éléments à ouvrir par appel / 1 to 64 items per call",
+                "batches",
+                "de 1 à 64 lots à ouvrir par appel / 1 to 64 batches per call",
             ));
         }
         let total: usize = r
-            .items
+            .batches
             .iter()
+            .flat_map(|b| &b.items)
             .map(|i| i.sealed.as_ref().map_or(0, |s| s.ciphertext.len()))
             .sum();
-        if total > MAX_BATCH_CIPHERTEXT {
+        if total > MAX_BATCHES_CIPHERTEXT {
             return Err(invalid_field(
-                "items",
-                "trop de données à ouvrir : 2 Mio au plus par appel / too much to open: at most 2 MiB per call",
+                "batches",
+                "trop de données à ouvrir : 8 Mio au plus par appel / too much to open: at most 8 MiB per call",
             ));
         }
-        // Every item well formed, or the whole batch is a bad request.
-        let mut items = Vec::with_capacity(r.items.len());
-        for item in &r.items {
-            let sealed = item.sealed.as_ref().ok_or_else(|| {
-                invalid_field(
-                    "items.sealed",
-                    "données scellées manquantes / sealed payload missing",
-                )
-            })?;
-            let context = check_context(&item.context)
-                .map_err(|e| invalid_field("items.context", &e.message))?;
-            let domains = check_domains(&item.domains)
-                .map_err(|e| invalid_field("items.domains", &e.message))?;
-            items.push((sealed, context, domains));
-        }
-        let structure_id = r.structure_id.trim();
-        let opener = self.authorise(&caller, &r.person_id, structure_id).await?;
-        let (key, key_id_now) = self.key_of(&r.person_id).await?;
-        let mut opened_domains: Vec<String> = Vec::new();
-        let mut results = Vec::with_capacity(items.len());
-        let mut opened = 0usize;
-        for (sealed, context, domains) in &items {
-            let outcome = opener
-                .decide(domains, purpose)
-                .and_then(|()| open_with(&key, &key_id_now, &r.person_id, context, sealed));
-            match outcome {
-                Ok(plaintext) => {
-                    opened += 1;
-                    for d in domains {
-                        if !opened_domains.iter().any(|x| x == d) {
-                            opened_domains.push((*d).to_owned());
-                        }
-                    }
-                    results.push(pb::OpenSealedItemResult {
-                        plaintext,
+        let caller = &caller;
+        let outcomes = futures::stream::iter(r.batches)
+            .map(|b| async move {
+                match self.batch(caller, b).await {
+                    Ok(results) => pb::OpenSealedBatchOutcome {
+                        results,
                         ..Default::default()
-                    });
+                    },
+                    Err(s) => pb::OpenSealedBatchOutcome {
+                        results: Vec::new(),
+                        code: s.code() as i32,
+                        message: s.message().to_owned(),
+                    },
                 }
-                Err(e) => {
-                    e.log(&r.person_id, structure_id, purpose);
-                    results.push(e.item(purpose));
-                }
-            }
-        }
-        if opened > 0 {
-            self.record(Access {
-                person_id: &r.person_id,
-                actor: &caller,
-                structure_id: (!structure_id.is_empty()).then_some(structure_id),
-                action: AccessAction::Read,
-                resource_type: &resource_type,
-                resource_id: &resource_id,
-                domains: opened_domains,
-                purpose: purpose.code(),
             })
-            .await?;
-        }
-        tracing::info!(
-            person_id = %r.person_id,
-            structure_id = %structure_id,
-            purpose = purpose.code(),
-            items = items.len(),
-            opened,
-            "sealed payloads opened"
-        );
-        Ok(Response::new(pb::OpenSealedBatchResponse { results }))
+            .buffered(AT_ONCE)
+            .collect()
+            .await;
+        Ok(Response::new(pb::OpenSealedBatchesResponse { outcomes }))
     }
 }

@@ -25,6 +25,10 @@ pub const MAX_PLAINTEXT: usize = 256 * 1024;
 pub const MAX_CONTEXT: usize = 200;
 /// Most payloads opened by one `OpenSealedBatch` call.
 pub const MAX_BATCH_ITEMS: usize = 64;
+/// Most batches per `OpenSealedBatches` call.
+pub const MAX_BATCHES: usize = 64;
+/// Most ciphertext per `OpenSealedBatches` call, in bytes.
+pub const MAX_BATCHES_CIPHERTEXT: usize = 8 * 1024 * 1024;
 /// Most ciphertext opened by one `OpenSealedBatch` call, in bytes (2 MiB):
 /// the request and the answer stay under gRPC's 4 MiB message limit.
 pub const MAX_BATCH_CIPHERTEXT: usize = 2 * 1024 * 1024;

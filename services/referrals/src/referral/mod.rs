@@ -264,9 +264,8 @@ impl ReferralApi {
     /// nothing else of its details) where `caller` may read them, opened as
     /// [`Self::detailed`] opens them, so the person's access log holds the
     /// same `referral` entry a single read writes, for each name given and
-    /// for no other. Identity's batches are about one person and one
-    /// access-log resource each, so the referrals are opened side by side,
-    /// a few at a time. A referral whose person was erased meanwhile is
+    /// for no other: one batch per referral, all in one `OpenSealedBatches`
+    /// call (64 to a call). A referral whose person was erased meanwhile is
     /// listed without a name.
     async fn named(
         &self,
@@ -274,49 +273,67 @@ impl ReferralApi {
         caller: &Principal,
         rows: &[ReferralRow],
     ) -> Result<Vec<pb::Referral>, Status> {
-        use futures::{StreamExt, TryStreamExt};
-        /// Referrals opened at once (identity writes one access-log row each).
-        const AT_ONCE: usize = 8;
-        // Built before the stream: a lazy map's closure over borrowed rows
-        // makes the service's future not `Send` for every lifetime.
-        let opening: Vec<_> = rows.iter().map(|r| self.named_one(md, caller, r)).collect();
-        futures::stream::iter(opening)
-            .buffered(AT_ONCE)
-            .try_collect()
-            .await
-    }
-
-    /// One referral of [`Self::named`].
-    async fn named_one(
-        &self,
-        md: &MetadataMap,
-        caller: &Principal,
-        r: &ReferralRow,
-    ) -> Result<pb::Referral, Status> {
-        let Ok(seat) = seat(caller, r) else {
-            return Ok(Self::to_proto(r, None));
-        };
-        let details = match self.details(md, r, &seat).await {
-            Ok(d) => d,
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::FailedPrecondition | tonic::Code::NotFound
-                ) =>
-            {
-                tracing::info!(referral_id = %r.referral_id, code = ?s.code(), "referral listed without the person's name");
-                None
+        // Only the referrals the caller holds a seat on are opened, all in
+        // one identity call (each still its own read, logged for its person).
+        let seats: Vec<Option<Seat>> = rows.iter().map(|r| seat(caller, r).ok()).collect();
+        let batches: Vec<(Reading<'_>, Vec<OpenItem>)> = rows
+            .iter()
+            .zip(&seats)
+            .filter_map(|(r, seat)| {
+                let seat = seat.as_ref()?;
+                let item = OpenItem {
+                    context: context(&r.referral_id, "details"),
+                    sealed: Sealed {
+                        ciphertext: r.details.clone(),
+                        key_id: r.details_key.clone(),
+                    },
+                    domains: r.domain_list(),
+                };
+                Some((self.reading(r, seat), vec![item]))
+            })
+            .collect();
+        let mut opened = if batches.is_empty() {
+            Vec::new()
+        } else {
+            self.sealer.open_batches(md, batches).await?
+        }
+        .into_iter();
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, seat) in rows.iter().zip(&seats) {
+            if seat.is_none() {
+                out.push(Self::to_proto(r, None));
+                continue;
             }
-            Err(s) => return Err(s),
-        };
-        let name = details.map(|d| Details {
-            reason: String::new(),
-            contact: Contact {
-                first_name: d.contact.first_name,
-                last_name: d.contact.last_name,
-                ..Contact::default()
-            },
-        });
-        Ok(Self::to_proto(r, name))
+            let details = match opened.next() {
+                Some(Ok(items)) => match items.into_iter().next() {
+                    Some(Opened::Plain(p)) => {
+                        Some(serde_json::from_slice::<Details>(&p).map_err(internal)?)
+                    }
+                    _ => None,
+                },
+                // The person erased, or unknown to identity: listed without a name.
+                Some(Err(s))
+                    if matches!(
+                        s.code(),
+                        tonic::Code::FailedPrecondition | tonic::Code::NotFound
+                    ) =>
+                {
+                    tracing::info!(referral_id = %r.referral_id, code = ?s.code(), "referral listed without the person's name");
+                    None
+                }
+                Some(Err(s)) => return Err(s),
+                None => return Err(Status::internal("identity: a referral left unanswered")),
+            };
+            let name = details.map(|d| Details {
+                reason: String::new(),
+                contact: Contact {
+                    first_name: d.contact.first_name,
+                    last_name: d.contact.last_name,
+                    ..Contact::default()
+                },
+            });
+            out.push(Self::to_proto(r, name));
+        }
+        Ok(out)
     }
 }

@@ -1,7 +1,8 @@
 //! Reading referrals, their history, their thread and the diagnostic that
 //! travelled; posting in the thread. Lists open nothing sealed (they show
 //! states and dates) unless asked for the people's names
-//! (`include_person_name`), opened per referral as a single read opens them;
+//! (`include_person_name`), opened per referral as a single read opens them
+//! (each its own batch and access entry, all in one identity call);
 //! a single referral, its history and its thread open their sealed parts in
 //! one identity call each.
 
