@@ -185,6 +185,17 @@ export function checkTitle(v, fields) {
   else if (n > MAX_TITLE) fields.push({ field: 'title', message: `Le titre est trop long : ${MAX_TITLE} caractères au plus (il en a ${n}).` });
 }
 
+/** A question as asked or edited: title, details, territory; what is wrong said by field. */
+export function checkQuestion(v) {
+  const fields = [];
+  checkTitle(v, fields);
+  if (!v.body) fields.push({ field: 'body', message: 'Décrivez la situation : vos collègues ont besoin de contexte pour répondre.' });
+  if (v.territory_code && !TERRITORY.test(v.territory_code)) {
+    fields.push({ field: 'territory_code', message: 'Code inconnu : 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).' });
+  }
+  if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
+}
+
 /** Un bouton qui agit, se désactive pendant l'appel et dit l'erreur dans la zone de message. */
 export function action(label, run, attrs = {}) {
   const b = h('button', { type: 'button', ...attrs }, label);
@@ -543,13 +554,7 @@ async function ask(me, params) {
   });
   const f = form('Poser une question', [space.wrap, title.wrap, body.wrap, domains, territory.wrap], 'Publier la question', async (fm) => {
     const v = values(fm, ['domains']);
-    const fields = [];
-    checkTitle(v, fields);
-    if (!v.body) fields.push({ field: 'body', message: 'Décrivez la situation : vos collègues ont besoin de contexte pour répondre.' });
-    if (v.territory_code && !TERRITORY.test(v.territory_code)) {
-      fields.push({ field: 'territory_code', message: 'Code inconnu : 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).' });
-    }
-    if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
+    checkQuestion(v);
     const payload = { space_id: v.space_id, title: v.title, body: v.body, domains: v.domains };
     if (v.territory_code) payload.territory_code = v.territory_code;
     let q;

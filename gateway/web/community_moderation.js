@@ -6,7 +6,7 @@
 import { get, patch, post } from './api.js';
 import { checkboxes, field, fmtDate, fmtDay, form, h, notice, values } from './dom.js';
 import {
-  BASE, MAX_TITLE, MIN_TITLE, TERRITORY, allSpaces, checkTitle, crumbs, explainRefusal, invalid,
+  BASE, MAX_TITLE, MIN_TITLE, TERRITORY, allSpaces, checkQuestion, checkTitle, crumbs, explainRefusal, invalid,
   more, page, screenWhileTyping,
 } from './community.js';
 
@@ -42,13 +42,7 @@ export function editQuestion(q, ref, saved) {
   });
   const f = form('Modifier ma question', [title.wrap, body.wrap, domains, territory.wrap], 'Enregistrer les modifications', async (fm) => {
     const v = values(fm, ['domains']);
-    const fields = [];
-    checkTitle(v, fields);
-    if (!v.body) fields.push({ field: 'body', message: 'Décrivez la situation : vos collègues ont besoin de contexte pour répondre.' });
-    if (v.territory_code && !TERRITORY.test(v.territory_code)) {
-      fields.push({ field: 'territory_code', message: 'Code inconnu : 2 ou 3 chiffres pour un département (27), 5 pour une commune (27681).' });
-    }
-    if (fields.length) throw invalid('Le formulaire est incomplet.', fields);
+    checkQuestion(v);
     let nq;
     try {
       nq = await patch(`/community/questions/${q.id}`, {
