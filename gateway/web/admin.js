@@ -268,7 +268,7 @@ async function overview(c) {
 // ---------------------------------------------------------------------------
 
 /** The panel of a one-time invitation code, shown after an invitation. */
-function invitationPanel(who, inv, replaced) {
+function invitationPanel(who, inv) {
   const code = h('code', { class: 'secret-value' }, grouped(inv.code));
   return h('section', { class: 'card secret', 'aria-labelledby': 'h-code' },
     h('h2', { id: 'h-code' }, `Code d'invitation de ${who}`),
@@ -278,8 +278,7 @@ function invitationPanel(who, inv, replaced) {
       'Avec ce code, elle active son compte et choisit son mot de passe.'),
     h('p', {}, `Rôle : ${ROLE_SHORT[inv.role] || inv.role}. `,
       inv.expires_at ? `Le code marche une seule fois, jusqu'au ${fmtDate(inv.expires_at)}. ` : 'Le code marche une seule fois. ',
-      'Il ne sera plus affiché : s\'il est perdu, invitez la personne à nouveau.'),
-    replaced ? h('p', { class: 'note' }, 'L\'ancien code de cette personne ne marche plus.') : null);
+      'Il ne sera plus affiché : s\'il est perdu, invitez la personne à nouveau.'));
 }
 
 async function members(c, shown = null) {
@@ -317,7 +316,7 @@ async function members(c, shown = null) {
 
   const items = list.map((m) => memberCard(c, m, allowed, refresh));
   show('Membres', header(c, '/membres'),
-    shown ? invitationPanel(shown.who, shown.invitation, shown.replaced) : null,
+    shown ? invitationPanel(shown.who, shown.invitation) : null,
     h('section', { 'aria-labelledby': 'h-members' },
       h('h2', { id: 'h-members' }, `Membres de ${c.s.name} (${list.length})`),
       list.length ? h('ul', { class: 'members' }, items) : h('p', {}, 'Aucun membre pour l\'instant.')),
@@ -336,30 +335,13 @@ function memberCard(c, m, allowed, refresh) {
   const self = m.user_id === c.me.user_id;
   const roleNames = m.roles.map((r) => ROLE_SHORT[r] || r).join(', ');
   const actions = h('div', { class: 'member-actions' });
-  const others = allowed.filter((r) => !m.roles.includes(r));
 
-  if (others.length && m.status === 'invited') {
-    const pick = field('Nouveau rôle', 'role', { options: others.map((r) => [r, ROLES[r]]), value: others[0] });
-    actions.append(h('details', {}, h('summary', { 'aria-describedby': hid }, 'Changer le rôle'),
-      h('p', { class: 'help' }, 'Une nouvelle invitation remplace la précédente : l\'ancien code ne marchera plus, transmettez le nouveau.'),
-      form(`Changer le rôle de ${who}`, [pick.wrap], 'Changer le rôle', async (f) => {
-        const { role } = values(f);
-        await del(`/structures/${sid}/members/${m.user_id}`);
-        let r;
-        try {
-          r = await post(`/structures/${sid}/members`, { email: m.email, display_name: m.display_name, role });
-        } catch (e) {
-          notice(`${who} a été retiré, mais la nouvelle invitation a échoué (${e.message}) : invitez cette personne à nouveau.`, 'error');
-          await refresh(null);
-          return;
-        }
-        notice(`${who} est maintenant ${ROLE_SHORT[role]} : transmettez-lui le nouveau code.`);
-        await refresh({ who, invitation: r.invitation, replaced: true });
-      })));
-  } else if (allowed.length > 1 && m.status !== 'invited' && m.status !== 'disabled') {
-    // An account in use: its roles change in place, it keeps its password.
+  if (allowed.length > 1 && m.status !== 'disabled') {
+    // The roles change in place: an account keeps its password, an invitation its code.
     const pick = checkboxes('Rôles dans la structure', 'roles', allowed.map((r) => [r, ROLES[r]]), { checked: m.roles,
-      help: 'Cochez un rôle au moins. La personne garde son compte et son mot de passe ; si vous lui retirez un rôle, elle devra se reconnecter.' });
+      help: m.status === 'invited'
+        ? 'Cochez un rôle au moins. Le code d\'invitation déjà transmis reste valable : il donnera ces rôles.'
+        : 'Cochez un rôle au moins. La personne garde son compte et son mot de passe ; si vous lui retirez un rôle, elle devra se reconnecter.' });
     actions.append(h('details', {}, h('summary', { 'aria-describedby': hid }, 'Changer le rôle'),
       form(`Changer le rôle de ${who}`, [pick], 'Enregistrer les rôles', async (f) => {
         const { roles } = values(f, ['roles']);

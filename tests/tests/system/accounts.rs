@@ -540,6 +540,37 @@ async fn member_roles_change_in_place() -> Result<()> {
         "{members:?}"
     );
 
+    // Invited, not yet accepted: the roles change in place and the same code
+    // now says the new role; accepting it gives exactly those roles.
+    let invited = add_member(
+        &sb,
+        &camille_admin,
+        &a,
+        "noa.nouvelle@example.org",
+        "counselor",
+        "Noa",
+    )
+    .await?;
+    assert_eq!(invited.status, 201, "{}", invited.body);
+    let (noa, code) = (
+        invited.str("/member/user_id"),
+        invited.str("/invitation/code"),
+    );
+    let r = set_roles(&sb, &camille_admin, &a, &noa, json!(["structure_admin"])).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "invited", "{}", r.body);
+    let info = invitation(&sb, &code).await?;
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.body["role"], "structure_admin", "{}", info.body);
+    let accepted = accept(&sb, &code, "trois merles sur un fil", None).await?;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(
+        accepted.body["user"]["roles"],
+        json!(["structure_admin"]),
+        "{}",
+        accepted.body
+    );
+
     // No account was deleted: community keeps the authors. The outbox is
     // published in order, so once an event written after the changes is on
     // the bus, a user.deleted written by them would be too.

@@ -305,6 +305,15 @@ impl pb::member_service_server::MemberService for Accounts {
                 .await
                 .map_err(internal)?;
         }
+        // Not accepted yet: the same code now tells the new role (the highest).
+        let told = wanted
+            .iter()
+            .find(|w| **w == Role::StructureAdmin)
+            .unwrap_or(&wanted[0]);
+        self.store
+            .retarget_invitations(tx.conn(), &r.user_id, &r.structure_id, told.as_str(), now)
+            .await
+            .map_err(internal)?;
         // A role lost takes effect at once in this service (memberships are read at
         // each call) and, elsewhere, when the access token expires: no refresh.
         let sessions = if loses.is_empty() {

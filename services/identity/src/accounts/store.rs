@@ -513,6 +513,30 @@ impl Store {
         Ok(())
     }
 
+    /// Points the account's pending invitations to the structure at `role`
+    /// (what the invitation page tells): the code stays the same.
+    pub async fn retarget_invitations(
+        &self,
+        conn: Conn<'_>,
+        user_id: &str,
+        structure_id: &str,
+        role: &str,
+        now_us: i64,
+    ) -> Result<(), DbError> {
+        on_backend!(conn, c => sqlx::query(
+            "UPDATE invitations SET role = $3 \
+             WHERE user_id = $1 AND structure_id = $2 AND used_at_us IS NULL AND expires_at_us > $4",
+        )
+        .bind(user_id)
+        .bind(structure_id)
+        .bind(role)
+        .bind(now_us)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Stores a new refresh token, and drops the account's expired ones.
     pub async fn insert_refresh(
         &self,
