@@ -38,6 +38,10 @@
 //!    query latency over that data against a `SELECT 1`; a full rebuild,
 //!    with the figures checked identical before and after.
 //!
+//! 10. `Idempotency-Key` (`idempotency.rs`): `POST /api/v1/people` through
+//!     the gateway without the header, with a fresh key per request, and
+//!     replayed under a key already answered, in the same run.
+//!
 //! `--only tokens,consent` runs some sections; the default runs them all.
 //! Run it with `bash scripts/bench.sh [flags]`. It prints figures and asserts
 //! no timing; it exits non-zero only when events were lost or duplicated.
@@ -69,6 +73,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::MissedTickBehavior;
 
 mod community;
+mod idempotency;
 mod referrals;
 mod statistics;
 
@@ -157,6 +162,12 @@ struct Args {
     /// Rounds of the dashboard query mix timed (and as many `SELECT 1` per query).
     #[arg(long, default_value_t = 200)]
     statistics_rounds: usize,
+    /// Concurrent keep-alive clients of each `Idempotency-Key` write load.
+    #[arg(long, default_value_t = 8)]
+    idempotency_clients: usize,
+    /// Length of each `Idempotency-Key` write load, in seconds, after one of warm-up.
+    #[arg(long, default_value_t = 10)]
+    idempotency_seconds: u32,
 }
 
 /// A part of the bench.
@@ -181,6 +192,8 @@ enum Section {
     /// Statistics: diagnostic events ingested vs raw JetStream consumption,
     /// dashboard queries vs `SELECT 1`, rebuild.
     Statistics,
+    /// Writes with and without `Idempotency-Key`, and replays, through the gateway.
+    Idempotency,
 }
 
 impl Args {
@@ -220,6 +233,7 @@ fn main() -> Result<()> {
         args.community_queries,
         args.statistics_events,
         args.statistics_rounds,
+        args.idempotency_clients,
     ]
     .contains(&0)
         || args.rate == 0
@@ -228,12 +242,14 @@ fn main() -> Result<()> {
         || args.referral_seconds == 0
         || args.referral_clients.is_empty()
         || args.referral_clients.contains(&0)
+        || args.idempotency_seconds == 0
     {
         bail!(
             "--messages, --batch, --per-tx, --rounds, --rate, --token-seconds, --consent-people, \
              --checks, --withdrawals, --diagnostic-seconds, --diagnostic-clients, \
              --referral-seconds, --referral-clients, --referral-people, --community-posts, \
-             --community-queries, --statistics-events and --statistics-rounds must be at least 1"
+             --community-queries, --statistics-events, --statistics-rounds, --idempotency-clients \
+             and --idempotency-seconds must be at least 1"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -345,6 +361,15 @@ async fn run(args: Args) -> Result<()> {
         );
         let s = statistics::statistics(&dbs, &args, &mut problems).await?;
         summary.push(Box::new(move || statistics::print_statistics(&s)));
+    }
+    if args.wants(Section::Idempotency) {
+        println!(
+            "\n[idempotency] POST /api/v1/people without Idempotency-Key, with a fresh key, \
+             and replayed under an answered key, {} clients, {} s each",
+            args.idempotency_clients, args.idempotency_seconds
+        );
+        let f = idempotency::idempotency(&args, &mut problems).await?;
+        summary.push(Box::new(move || idempotency::print_figures(&f)));
     }
 
     println!(
