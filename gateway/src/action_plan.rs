@@ -392,11 +392,17 @@ async fn add_action(
 /// Modifier une action / Change an action
 ///
 /// Les champs envoyés remplacent les actuels. Statuts : `prevue` → `en_cours` →
-/// `realisee` | `annulee` (étapes sautables) ; `realisee` et `annulee` sont définitifs. / The
-/// fields sent replace the current ones; statuses go forward, done and cancelled are final.
+/// `realisee` | `annulee` (étapes sautables) ; `realisee` et `annulee` sont définitifs. La
+/// personne change le seul statut des actions de son propre plan (`prevue`, `en_cours`,
+/// `realisee` ; une action réalisée revient le jour même) : tout autre champ → 403 qui le nomme,
+/// l'action d'une autre personne → 404. / The fields sent replace the current ones; statuses go
+/// forward, done and cancelled are final. The person changes only the status of her own plan's
+/// actions (a done one comes back the same day); any other field → 403 naming it; another
+/// person's action → 404.
 #[utoipa::path(patch, path = "/plan/actions/{id}", tag = TAG, params(("id" = String, Path, description = "L'action (UUIDv7) / the action")),
     request_body = ActionChange,
     responses((status = 200, description = "L'action / The action", body = ActionJson),
+        (status = 403, description = "Champ réservé au conseiller, ou structure qui ne porte pas l'action / Field for the counselor only, or not the owning structure", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Passage de statut impossible, ou modifié entre-temps / Status change not allowed, or changed meanwhile", body = Problem, content_type = "application/problem+json")))]
 async fn update_action(
     State(state): State<AppState>,

@@ -1,11 +1,14 @@
 // « Mes démarches » (`#/mon-espace/demarches[/{diagnostic}]`): the person's action plan,
 // said to her. The objectives agreed with her counselor, domain by domain; each action
 // with what it is, for when (« en retard » when past and not done, against today in the
-// browser) and who does it; what is next first, what is done after, marked. Read-only:
-// only the structures that follow her change the plan (UpdateAction is for counselors).
+// browser) and who does it; what is next first, what is done after, marked. She is the
+// actor of her path: on each open action of an objective in progress she says « C'est
+// fait » (or « J'ai commencé »), and takes a done one back the same day (« Finalement, pas
+// encore », on the ones she marked in this visit); UpdateAction lets her change the status
+// only, her counselor sees it. Titles, dates and who does it stay with the counselor.
 // Also the « Prochaine démarche » card of her home page (`nextStep`).
-import { ApiError, domainLabel, get, getReferentiel, getStructures } from './api.js';
-import { h, render } from './dom.js';
+import { ApiError, domainLabel, get, getReferentiel, getStructures, patch } from './api.js';
+import { h, notice, render } from './dom.js';
 
 const HOME = '#/mon-espace';
 const PAGE = `${HOME}/demarches`;
@@ -38,6 +41,63 @@ function longDay(s) {
   const d = only ? new Date(Number(only[1]), Number(only[2]) - 1, Number(only[3])) : new Date(s);
   if (Number.isNaN(d.getTime())) return s || '';
   return d.toLocaleDateString('fr-FR', { dateStyle: 'long' }).replace(/^1 /, '1er ');
+}
+
+/** The actions she marked done in this visit, with their status before: she may take them back. */
+const markedByHer = new Map();
+
+/** Why her change did not go through, in plain words. */
+function failure(e) {
+  if (!(e instanceof ApiError)) return 'La connexion a été perdue : votre changement n\'est pas noté. Réessayez dans un moment.';
+  if (e.status === 409) return 'Cette démarche a changé entre-temps : rechargez la page pour voir où elle en est.';
+  if (e.status === 404) return 'Cette démarche n\'est plus dans votre plan : rechargez la page.';
+  if (e.status === 403) return 'Vous ne pouvez pas changer cette démarche : voyez-le avec votre conseiller.';
+  return 'Votre changement n\'a pas pu être noté. Réessayez dans un moment.';
+}
+
+/** What the live region says once her change is noted. */
+const NOTED = {
+  realisee: (t) => `C'est noté : « ${t} » est faite. Votre conseiller le verra.`,
+  en_cours: (t) => `C'est noté : « ${t} » est commencée. Votre conseiller le verra.`,
+  back: (t) => `C'est noté : « ${t} » n'est pas encore faite. Votre conseiller le verra.`,
+};
+
+/**
+ * Her buttons on one action: « C'est fait » and « J'ai commencé » while it is open, « Finalement,
+ * pas encore » on a done one she marked; an error said next to them. `redraw()` draws the page
+ * again once the server has it.
+ */
+function herButtons(a, redraw) {
+  const choices = [];
+  if (isOpen(a)) {
+    choices.push(['realisee', 'C\'est fait']);
+    if (a.status === 'prevue') choices.push(['en_cours', 'J\'ai commencé']);
+  } else if (a.status === 'realisee' && markedByHer.has(a.id)) {
+    choices.push([markedByHer.get(a.id), 'Finalement, pas encore']);
+  }
+  if (!choices.length) return null;
+  const errId = `my-act-err-${a.id}`;
+  const err = h('p', { class: 'error', id: errId, 'aria-live': 'polite' });
+  const buttons = choices.map(([status, label]) => h('button', {
+    type: 'button', class: status === 'realisee' ? null : 'secondary', 'aria-describedby': `my-act-${a.id} ${errId}`,
+    onclick: async (ev) => {
+      const all = ev.currentTarget.parentElement.querySelectorAll('button');
+      all.forEach((b) => { b.disabled = true; });
+      err.textContent = '';
+      try {
+        await patch(`/plan/actions/${a.id}`, { status });
+      } catch (e) {
+        all.forEach((b) => { b.disabled = false; });
+        err.textContent = failure(e);
+        return;
+      }
+      const back = a.status === 'realisee';
+      if (status === 'realisee') markedByHer.set(a.id, a.status);
+      else markedByHer.delete(a.id);
+      await redraw(a.id, NOTED[back ? 'back' : status](a.title));
+    },
+  }, label));
+  return h('div', { class: 'my-action-buttons' }, h('div', { class: 'buttons' }, buttons), err);
 }
 
 const late = (a, now) => isOpen(a) && Boolean(a.planned_date) && a.planned_date < now;
@@ -89,21 +149,22 @@ function openActions(plan) {
 }
 
 /** One action, said to the person (late only while its objective is in progress). */
-function actionItem(me, nameOf, a, now, ongoing) {
+function actionItem(me, nameOf, a, now, ongoing, redraw) {
   const isLate = ongoing && late(a, now);
   const doer = who(me, nameOf, a);
   return h('li', { class: `action action-${a.status}${isLate ? ' action-late' : ''}` },
-    h('p', { class: 'action-title' }, a.status === 'realisee' ? h('span', { class: 'done-mark', 'aria-hidden': 'true' }, '✓ ') : null,
+    h('p', { class: 'action-title', id: `my-act-${a.id}`, tabindex: '-1' }, a.status === 'realisee' ? h('span', { class: 'done-mark', 'aria-hidden': 'true' }, '✓ ') : null,
       h('strong', {}, a.title)),
     h('p', { class: 'action-state' },
       isLate ? h('span', { class: 'status late' }, 'En retard') : h('span', { class: `status status-${a.status}` }, ACTION_WORDS[a.status] || a.status),
       ` · ${timing(a, now)}`),
     doer ? h('p', { class: 'action-who' }, `Qui s'en occupe : ${doer}`) : null,
-    a.referral_id ? h('p', {}, h('a', { href: `${HOME}/orientations` }, 'Voir l\'orientation liée à cette démarche')) : null);
+    a.referral_id ? h('p', {}, h('a', { href: `${HOME}/orientations` }, 'Voir l\'orientation liée à cette démarche')) : null,
+    ongoing ? herButtons(a, redraw) : null);
 }
 
 /** One objective and its actions, what is next first. */
-function objectiveCard(me, nameOf, o, now) {
+function objectiveCard(me, nameOf, o, now, redraw) {
   const state = o.status === 'realise' ? `Objectif atteint${o.end_date ? ` le ${dayWords(o.end_date)}` : ''}.`
     : o.status === 'abandonne' ? `Objectif abandonné${o.end_date ? ` le ${dayWords(o.end_date)}` : ''}.`
       : `Objectif en cours${o.target_date ? `, à atteindre d'ici le ${dayWords(o.target_date)}` : ''}.`;
@@ -113,7 +174,7 @@ function objectiveCard(me, nameOf, o, now) {
     h('h3', { id: hid }, o.title),
     h('p', {}, state),
     actions.length
-      ? h('ul', { class: 'actions-list', 'aria-label': `Les démarches de l'objectif « ${o.title} »` }, actions.map((a) => actionItem(me, nameOf, a, now, o.status === 'en_cours')))
+      ? h('ul', { class: 'actions-list', 'aria-label': `Les démarches de l'objectif « ${o.title} »` }, actions.map((a) => actionItem(me, nameOf, a, now, o.status === 'en_cours', redraw)))
       : h('p', { class: 'note' }, 'Pas encore de démarche pour cet objectif : vous les choisirez avec votre conseiller.'));
 }
 
@@ -150,20 +211,32 @@ export async function route(me, which) {
   const objectives = (x) => [...x.objectives].sort((p, q) => Number(p.status !== 'en_cours') - Number(q.status !== 'en_cours')
     || nextDate(p.actions).localeCompare(nextDate(q.actions)));
   const others = shared.filter((s) => s.id !== d.id);
+  // After her change: the page drawn again in place, the news said, the focus on the action.
+  const redraw = async (actionId, said) => {
+    const main = document.getElementById('main');
+    main.setAttribute('aria-busy', 'true');
+    try {
+      await route(me, which);
+    } finally {
+      main.setAttribute('aria-busy', 'false');
+    }
+    notice(said);
+    document.getElementById(`my-act-${actionId}`)?.focus();
+  };
   return render('Mes démarches', back,
     h('p', { class: 'lead' }, dated,
       ' Vous y trouvez les objectifs choisis avec votre conseiller, domaine par domaine, et pour chacun les démarches : quoi faire, pour quand, et qui s\'en occupe.'),
     domains.length
       ? domains.map((x) => h('section', { class: 'plan-domain my-plan-domain', 'aria-labelledby': `my-pd-${x.domain_id}` },
         h('h2', { id: `my-pd-${x.domain_id}` }, domainLabel(ref, x.domain_id)),
-        objectives(x).map((o) => objectiveCard(me, nameOf, o, now))))
+        objectives(x).map((o) => objectiveCard(me, nameOf, o, now, redraw))))
       : h('p', { class: 'callout' }, 'Votre plan n\'a pas encore de démarche. Votre conseiller le construira avec vous : ce que vous voulez atteindre, les démarches à faire, qui s\'en occupe et pour quand.'),
     withheld.length ? h('section', { 'aria-labelledby': 'h-withheld' },
       h('h2', { id: 'h-withheld' }, 'Ce qui n\'est pas affiché'),
       h('p', {}, `Les démarches de ${withheld.length > 1 ? 'ces domaines' : 'ce domaine'} ne sont pas affichées ici : ${withheld.map((x) => `« ${domainLabel(ref, x.domain_id)} »`).join(', ')}. `,
         'Sans votre accord, cette partie de votre dossier reste cachée. ',
         h('a', { href: `${HOME}/consentements` }, 'Voir mes consentements'))) : null,
-    domains.length ? h('p', { class: 'note' }, 'Une démarche est faite, ou une date ne vous convient pas ? Dites-le à votre conseiller : c\'est lui qui met votre plan à jour.') : null,
+    domains.length ? h('p', { class: 'note' }, 'Une démarche est faite ou commencée ? Dites-le ici, avec ses boutons : votre conseiller le verra. Une date ne vous convient pas ? Parlez-en avec votre conseiller : c\'est lui qui change les dates.') : null,
     others.length ? h('section', { 'aria-labelledby': 'h-other-plans' },
       h('h2', { id: 'h-other-plans' }, 'Les plans de mes autres diagnostics'),
       h('ul', { class: 'history' }, others.map((s) => h('li', {},

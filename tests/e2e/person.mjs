@@ -5,7 +5,9 @@
 // receipt and her data, reads her referrals and who accessed her file (a line per day
 // and person with its count, then the detail access by access); reads her action plan
 // (« Mes démarches »: empty, then built by her counselor; the next step on her home,
-// late ones said late, done ones after); on a phone too.
+// late ones said late, done ones after), says herself that the late one is done (it moves
+// after, the home's next step moves on, her counselor reads it done) and takes it back;
+// on a phone too.
 import { readFileSync } from 'node:fs';
 import { checkA11y, expect, fitsPhone, fixtures, launch, logIn, screenshot, step, told } from './lib.mjs';
 
@@ -97,6 +99,21 @@ async function counselorBuildsPlan(personUserId) {
   return days;
 }
 
+/** The status and end date of an action of Ana's latest plan, as her counselor reads it (through the API). */
+async function counselorSees(title) {
+  return page.evaluate(async ({ email, password, diagnostic, title }) => {
+    const login = await fetch('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }),
+    });
+    const { access_token: token } = await login.json();
+    const r = await fetch(`/api/v1/diagnostics/${diagnostic}/plan`, { headers: { authorization: `Bearer ${token}` } });
+    const plan = await r.json();
+    const actions = plan.domains.flatMap((d) => d.objectives || []).flatMap((o) => o.actions);
+    const a = actions.find((x) => x.title === title);
+    return { http: r.status, status: a?.status, end_date: a?.end_date };
+  }, { email: fx.counselor.email, password: fx.counselor.password, diagnostic: fx.diagnostics.second, title });
+}
+
 async function goHome() {
   await page.getByRole('link', { name: 'Revenir à mon espace' }).first().click();
   await page.getByRole('heading', { level: 1, name: 'Mon espace' }).waitFor();
@@ -171,12 +188,12 @@ try {
     expect((await steps.nth(2).getAttribute('class')).includes('action-realisee'), 'the done one is marked');
     const mail = page.getByRole('article', { name: 'Faire mes démarches en ligne' });
     expect((await mail.textContent()).includes(`à faire avant le ${await inWords(plan.mail)}`), 'the other objective\'s step');
-    // Read-only: the counselor changes the plan, not the person.
-    expect((await page.locator('main button').count()) === 0, 'no button to change the plan');
-    await page.getByText('Dites-le à votre conseiller').waitFor();
+    // Her say on the open ones only: done, or started while still to do.
+    const buttons = async (i) => steps.nth(i).getByRole('button').allTextContents();
+    expect(JSON.stringify(await buttons(0)) === JSON.stringify(['C\'est fait', 'J\'ai commencé']), `the late one: ${await buttons(0)}`);
+    expect((await buttons(2)).length === 0, `nothing on the done one: ${await buttons(2)}`);
+    await page.getByText('Dites-le ici, avec ses boutons').waitFor();
     await checkA11y(page, 'mes démarches');
-    await screenshot(page, 'personne-demarches');
-    await fitsPhone(page, 'Mes démarches', { shot: 'personne-demarches-telephone' });
     // The first diagnostic's plan, a link away: said which one, and empty.
     await page.getByRole('link', { name: /^Plan de votre diagnostic du / }).click();
     await page.getByText(/^Le plan de votre diagnostic, du /).waitFor();
@@ -184,6 +201,50 @@ try {
     expect(page.url().endsWith(`/demarches/${fx.diagnostics.first}`), `the first diagnostic's plan: ${page.url()}`);
     await page.getByRole('link', { name: /\(le plus récent\)$/ }).click();
     await page.getByRole('article', { name: 'Obtenir le permis B' }).waitFor();
+    await goHome();
+  });
+
+  await step('mes démarches : Ana dit elle-même qu\'une démarche est faite, et se reprend', async () => {
+    const late = 'Demander l\'aide au permis au Département';
+    await page.getByRole('link', { name: 'Mes démarches', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes démarches' }).waitFor();
+    const list = () => page.getByRole('article', { name: 'Obtenir le permis B' })
+      .getByRole('list', { name: /Les démarches de l'objectif « Obtenir le permis B »/ }).getByRole('listitem');
+    await list().filter({ hasText: late }).getByRole('button', { name: 'C\'est fait' }).click();
+    await told(page, `C'est noté : « ${late} » est faite. Votre conseiller le verra.`);
+    const focused = await page.evaluate(() => document.activeElement?.textContent || '');
+    expect(focused.includes(late), `the focus stays on the action: ${focused}`);
+    // Her counselor reads it done, today.
+    const seen = await counselorSees(late);
+    expect(seen.http === 200 && seen.status === 'realisee' && /^\d{4}-\d{2}-\d{2}$/.test(seen.end_date || ''), `the counselor sees it done: ${JSON.stringify(seen)}`);
+    // It moves after the open one, done, with its day; she may take it back.
+    let texts = await list().allTextContents();
+    expect(texts.length === 3 && texts[0].includes('S\'inscrire au code de la route'), `the open one first: ${texts}`);
+    expect(texts[1].includes(late) && texts[1].includes('Faite') && texts[1].includes(`faite le ${await inWords(seen.end_date)}`)
+      && !texts[1].includes('En retard'), `then the one she did: ${texts[1]}`);
+    expect((await list().nth(1).getAttribute('class')).includes('action-realisee'), 'marked done');
+    expect(JSON.stringify(await list().nth(1).getByRole('button').allTextContents()) === JSON.stringify(['Finalement, pas encore']),
+      'she may take it back');
+    expect((await list().nth(2).getByRole('button').count()) === 0, 'not the one her counselor marked done');
+    await checkA11y(page, 'mes démarches, une démarche faite');
+    await screenshot(page, 'personne-demarches');
+    await fitsPhone(page, 'Mes démarches', { shot: 'personne-demarches-telephone' });
+    // The home's next step moves on.
+    await goHome();
+    const card = page.getByRole('region', { name: 'Prochaine démarche' });
+    await card.waitFor();
+    const next = await card.textContent();
+    expect(next.includes('S\'inscrire au code de la route') && !next.includes(late), `the next one now: ${next}`);
+    // A click by mistake: she takes it back, late again; her counselor reads it to do.
+    await card.getByRole('link', { name: 'Voir toutes mes démarches' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Mes démarches' }).waitFor();
+    await list().filter({ hasText: late }).getByRole('button', { name: 'Finalement, pas encore' }).click();
+    await told(page, `C'est noté : « ${late} » n'est pas encore faite. Votre conseiller le verra.`);
+    texts = await list().allTextContents();
+    expect(texts[0].includes(late) && texts[0].includes('En retard'), `back first, late: ${texts[0]}`);
+    const again = await counselorSees(late);
+    expect(again.status === 'prevue' && !again.end_date, `the counselor sees it to do: ${JSON.stringify(again)}`);
+    await checkA11y(page, 'mes démarches, reprise');
     await goHome();
   });
 

@@ -408,3 +408,217 @@ async fn plan_story_on_sqlite() -> Result<()> {
 async fn plan_story_on_postgres() -> Result<()> {
     story(Backend::Postgres).await
 }
+
+/// A shared diagnostic of `person` by `counselor` with one objective in
+/// `mobilite` and one action: (plan path, action path).
+async fn plan_with_one_action(
+    sb: &Sandbox,
+    counselor: &str,
+    structure_id: &str,
+    person: &str,
+    action_title: &str,
+) -> Result<(String, String)> {
+    let d = until(
+        sb,
+        Method::POST,
+        &format!("/api/v1/people/{person}/diagnostics"),
+        counselor,
+        Some(json!({ "structure_id": structure_id })),
+        |s, _| s == StatusCode::CREATED,
+    )
+    .await?;
+    let d_id = d["id"].as_str().context("diagnostic id")?.to_owned();
+    let (s, v) = patch(
+        sb,
+        &format!("/api/v1/diagnostics/{d_id}"),
+        counselor,
+        json!({ "ratings": [{ "item_id": "mobilite.permis", "level": "frein" }] }),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        sb,
+        &format!("/api/v1/diagnostics/{d_id}/share"),
+        counselor,
+        json!({}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    let (s, o) = post(
+        sb,
+        &format!("/api/v1/diagnostics/{d_id}/plan/objectives"),
+        counselor,
+        json!({ "domain_id": "mobilite", "title": TITLE_MOBILITE }),
+    )
+    .await?;
+    assert_eq!(s, 201, "{o}");
+    let o_id = o["id"].as_str().context("objective id")?;
+    let (s, a) = post(
+        sb,
+        &format!("/api/v1/plan/objectives/{o_id}/actions"),
+        counselor,
+        json!({ "title": action_title, "planned_date": "2026-01-20" }),
+    )
+    .await?;
+    assert_eq!(s, 201, "{a}");
+    let a_id = a["id"].as_str().context("action id")?;
+    Ok((
+        format!("/api/v1/diagnostics/{d_id}/plan"),
+        format!("/api/v1/plan/actions/{a_id}"),
+    ))
+}
+
+fn first_action(plan: &Value) -> &Value {
+    &plan_domain(plan, "mobilite")["objectives"][0]["actions"][0]
+}
+
+/// The person is the actor of her path: she says herself that an action is
+/// under way or done, and takes it back the same day; her counselor reads
+/// it, her access log names her. She changes nothing else, and nothing of
+/// another person's plan; the counselor still changes everything.
+async fn person_moves_her_actions(backend: Backend) -> Result<()> {
+    let sb = Sandbox::start(backend).await?;
+    let operator = sb.token("ops-1", vec![Role::Operator], vec![]).await?;
+    let a = structure(
+        &sb,
+        &operator,
+        "Chantier A",
+        "41735218600007",
+        "association",
+    )
+    .await?;
+    let counselor = sb
+        .token("counselor-a", vec![Role::Counselor], vec![a.clone()])
+        .await?;
+    let person = person(&sb, &counselor, &a, "Ana", "Zabalveytia").await?;
+    let ana = person_token(&sb, &person).await?;
+    let other = eva_tests::api::person(&sb, &counselor, &a, "Bea", "Irigoyen").await?;
+    let (plan_path, action) = plan_with_one_action(&sb, &counselor, &a, &person, ACTION_1).await?;
+    let (other_plan, other_action) =
+        plan_with_one_action(&sb, &counselor, &a, &other, ACTION_2).await?;
+
+    // She starts it, then says it is done: today is its end date.
+    let (s, v) = patch(&sb, &action, &ana, json!({ "status": "en_cours" })).await?;
+    assert_eq!(
+        (s, &v["status"]),
+        (StatusCode::OK, &json!("en_cours")),
+        "{v}"
+    );
+    let (s, v) = patch(&sb, &action, &ana, json!({ "status": "realisee" })).await?;
+    assert_eq!(
+        (s, &v["status"]),
+        (StatusCode::OK, &json!("realisee")),
+        "{v}"
+    );
+    let today = eva_platform::consent::today();
+    assert_eq!(v["end_date"], today.as_str(), "{v}");
+    assert_eq!(v["title"], ACTION_1, "{v}");
+
+    // Her counselor reads it done.
+    let (s, plan) = get(&sb, &plan_path, &counselor).await?;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(first_action(&plan)["status"], "realisee", "{plan}");
+    assert_eq!(first_action(&plan)["end_date"], today.as_str(), "{plan}");
+
+    // Nothing but the status, and never cancelled: refused by name, nothing changed.
+    let refused: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({ "title": "Autre chose" }),
+            StatusCode::FORBIDDEN,
+            "title",
+        ),
+        (
+            json!({ "status": "realisee", "planned_date": "2026-05-01" }),
+            StatusCode::FORBIDDEN,
+            "planned_date",
+        ),
+        (
+            json!({ "end_date": "2026-02-01" }),
+            StatusCode::FORBIDDEN,
+            "end_date",
+        ),
+        (
+            json!({ "owner_user_id": "counselor-b" }),
+            StatusCode::FORBIDDEN,
+            "owner_user_id",
+        ),
+        (
+            json!({ "status": "annulee" }),
+            StatusCode::FORBIDDEN,
+            "status",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "status"),
+    ];
+    for (body, want, field) in refused {
+        let (s, v) = patch(&sb, &action, &ana, body.clone()).await?;
+        assert_eq!((s, field_of(&v)), (want, field), "{body}: {v}");
+    }
+    let (_, after) = get(&sb, &plan_path, &counselor).await?;
+    assert_eq!(first_action(&after)["title"], ACTION_1, "{after}");
+    assert_eq!(
+        first_action(&after)["planned_date"],
+        "2026-01-20",
+        "{after}"
+    );
+    assert_eq!(first_action(&after)["status"], "realisee", "{after}");
+
+    // Another person's action does not exist for her, and stays as it was.
+    let (s, v) = patch(&sb, &other_action, &ana, json!({ "status": "realisee" })).await?;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (_, theirs) = get(&sb, &other_plan, &counselor).await?;
+    assert_eq!(first_action(&theirs)["status"], "prevue", "{theirs}");
+
+    // A click by mistake: she takes it back, the counselor sees it planned.
+    let (s, v) = patch(&sb, &action, &ana, json!({ "status": "prevue" })).await?;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("prevue")), "{v}");
+    assert!(v["end_date"].is_null(), "{v}");
+    let (_, plan) = get(&sb, &plan_path, &counselor).await?;
+    assert_eq!(first_action(&plan)["status"], "prevue", "{plan}");
+
+    // Her access log names her as the one who changed it.
+    let action_id = action.rsplit('/').next().unwrap_or("").to_owned();
+    until(
+        &sb,
+        Method::GET,
+        &format!("/api/v1/people/{person}/access-log?page_size=500"),
+        &ana,
+        None,
+        |s, v| {
+            s == StatusCode::OK
+                && v["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|e| {
+                        e["resource_id"] == action_id.as_str()
+                            && e["action"] == "write"
+                            && e["actor_role"] == "person"
+                    })
+                })
+        },
+    )
+    .await?;
+
+    // The counselor still changes everything; a done action given by the
+    // counselor on another day stays done for her.
+    let (s, v) = patch(
+        &sb,
+        &action,
+        &counselor,
+        json!({ "title": "Inscription faite", "planned_date": "2026-02-01", "status": "realisee", "end_date": "2026-02-03" }),
+    )
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["title"], "Inscription faite", "{v}");
+    let (s, v) = patch(&sb, &action, &ana, json!({ "status": "prevue" })).await?;
+    assert_eq!((s, field_of(&v)), (StatusCode::CONFLICT, "status"), "{v}");
+
+    sb.stop().await
+}
+
+#[tokio::test]
+async fn person_moves_her_actions_on_sqlite() -> Result<()> {
+    person_moves_her_actions(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn person_moves_her_actions_on_postgres() -> Result<()> {
+    person_moves_her_actions(Backend::Postgres).await
+}

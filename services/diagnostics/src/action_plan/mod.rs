@@ -13,7 +13,12 @@
 //!   to another following structure);
 //! - changing: only the owning structure, while it still follows the person,
 //!   changes its objectives and actions (an action's owner, or the owner of
-//!   its objective).
+//!   its objective);
+//! - the person is the actor of her path: she changes the status, and only
+//!   the status, of the actions of her own plan ([`PERSON_STATUSES`]: under
+//!   way, done, back to planned); a done action she reopens only the day it
+//!   was done (a click by mistake). Her change is access-logged with her as
+//!   the actor, as a counselor's is.
 //!
 //! Titles may describe the person's situation: each is sealed with the
 //! person's key by identity, exactly as the diagnostic's notes are
@@ -47,6 +52,8 @@ use crate::store::{DiagnosticRow, Store};
 
 /// Roles that read a plan.
 const READERS: &[Role] = &[Role::Person, Role::Counselor, Role::StructureAdmin];
+/// Roles that change an action: followers all of it, the person its status.
+const ACTION_WRITERS: &[Role] = &[Role::Person, Role::Counselor, Role::StructureAdmin];
 /// The access log's resource type.
 const RESOURCE: &str = "action_plan";
 /// Longest title, in characters.
@@ -60,6 +67,9 @@ pub const ABANDONNE: &str = "abandonne";
 pub const PREVUE: &str = "prevue";
 pub const REALISEE: &str = "realisee";
 pub const ANNULEE: &str = "annulee";
+/// The statuses the person gives her own actions: cancelling stays with
+/// her counselor.
+pub const PERSON_STATUSES: &[&str] = &[PREVUE, EN_COURS, REALISEE];
 
 /// The state behind `ActionPlanService`: the diagnostics' state, whose
 /// reading rule it shares.
@@ -114,6 +124,31 @@ fn not_following() -> Status {
     Status::permission_denied(
         "accès refusé : votre structure ne suit pas cette personne / access denied: your structure does not follow this person",
     )
+}
+
+/// PERMISSION_DENIED naming a field the person may not change.
+fn not_for_person(field: &str) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let message = "seul votre conseiller change ce champ : vous indiquez où en est l'action \
+                   (statut) / only your counselor changes this field: you give the action's status";
+    Status::with_error_details(
+        tonic::Code::PermissionDenied,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+/// The person moves her action between [`PERSON_STATUSES`]; a done action
+/// comes back only the day it was done.
+pub fn person_transition(from: &str, to: &str, end_date: &str, today: &str) -> bool {
+    if from == to {
+        return true;
+    }
+    match from {
+        PREVUE | EN_COURS => PERSON_STATUSES.contains(&to),
+        REALISEE => end_date == today && PERSON_STATUSES.contains(&to),
+        _ => false,
+    }
 }
 
 fn domain_withheld() -> Status {
@@ -495,6 +530,98 @@ impl ActionPlanApi {
         let sight = self.api().sight(caller, d, Purpose::Accompagnement).await?;
         let (mut objectives, _, _) = self.render(md, d, &sight, Some(objective_id)).await?;
         objectives.pop().ok_or_else(objective_not_found)
+    }
+
+    /// The person, by her token's person id, gives an action of her own plan
+    /// a status; any other field is refused by name, another person's action
+    /// is not found.
+    async fn person_sets_status(
+        &self,
+        md: &MetadataMap,
+        caller: &Principal,
+        r: pb::UpdateActionRequest,
+    ) -> Result<pb::Action, Status> {
+        check_id("action_id", &r.action_id)?;
+        let a = self
+            .api()
+            .store
+            .action(&r.action_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(action_not_found)?;
+        let (o, d) = self.owned_objective(&a.objective_id).await?;
+        let hers = caller.has_role(Role::Person)
+            && caller.person_id.as_deref() == Some(d.person_id.as_str())
+            && a.person_id == d.person_id;
+        if !hers {
+            return Err(action_not_found());
+        }
+        let others = [
+            ("title", r.title.is_some()),
+            ("planned_date", r.planned_date.is_some()),
+            ("end_date", r.end_date.is_some()),
+            ("owner_structure_id", r.owner_structure_id.is_some()),
+            ("owner_user_id", r.owner_user_id.is_some()),
+            ("referral_id", r.referral_id.is_some()),
+        ];
+        if let Some((field, _)) = others.iter().find(|(_, sent)| *sent) {
+            return Err(not_for_person(field));
+        }
+        let status = match r.status {
+            Some(s) => action_code(s)?,
+            None => {
+                return Err(invalid_field(
+                    "status",
+                    "statut obligatoire : prevue, en_cours ou realisee / status required",
+                ));
+            }
+        };
+        if !PERSON_STATUSES.contains(&status) {
+            return Err(not_for_person("status"));
+        }
+        let today = eva_platform::consent::today();
+        if !person_transition(&a.status, status, &a.end_date, &today) {
+            return Err(transition_refused(&a.status, status));
+        }
+        let mut next = a.clone();
+        next.end_date = match (status, a.status.as_str()) {
+            (REALISEE, REALISEE) => a.end_date.clone(),
+            (REALISEE, _) => today,
+            _ => String::new(),
+        };
+        next.status = status.to_owned();
+        next.updated_at_us = now_us().max(a.updated_at_us + 1);
+        let mut tx = self.api().store.db().begin().await.map_err(internal)?;
+        if !Store::update_action(&mut tx, &next, a.updated_at_us)
+            .await
+            .map_err(internal)?
+        {
+            return Err(changed_meanwhile());
+        }
+        audit::record(
+            &mut tx,
+            SERVICE,
+            Access {
+                person_id: &d.person_id,
+                actor: caller,
+                structure_id: None,
+                action: AccessAction::Write,
+                resource_type: RESOURCE,
+                resource_id: &a.action_id,
+                domains: vec![o.domain_id.clone()],
+                purpose: Purpose::Accompagnement.code(),
+            },
+        )
+        .await
+        .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        tracing::info!(action_id = %a.action_id, status = %next.status, "plan action changed by the person");
+        let objective = self.objective_view(md, caller, &d, &o.objective_id).await?;
+        objective
+            .actions
+            .into_iter()
+            .find(|x| x.action_id == a.action_id)
+            .ok_or_else(action_not_found)
     }
 
     /// The objective and its diagnostic.
@@ -930,9 +1057,15 @@ impl pb::action_plan_service_server::ActionPlanService for ActionPlanApi {
         &self,
         req: Request<pb::UpdateActionRequest>,
     ) -> Result<Response<pb::UpdateActionResponse>, Status> {
-        let caller = require_role(&req, FOLLOWERS)?.clone();
+        let caller = require_role(&req, ACTION_WRITERS)?.clone();
         let md = req.metadata().clone();
         let r = req.into_inner();
+        if !caller.has_any_role(FOLLOWERS) {
+            let action = self.person_sets_status(&md, &caller, r).await?;
+            return Ok(Response::new(pb::UpdateActionResponse {
+                action: Some(action),
+            }));
+        }
         check_id("action_id", &r.action_id)?;
         let a = self
             .api()
@@ -1062,6 +1195,13 @@ mod tests {
         assert!(!action_transition(EN_COURS, PREVUE));
         assert!(!action_transition(REALISEE, EN_COURS));
         assert!(!action_transition(ANNULEE, PREVUE));
+        let today = "2026-03-02";
+        assert!(person_transition(PREVUE, EN_COURS, "", today));
+        assert!(person_transition(EN_COURS, REALISEE, "", today));
+        assert!(person_transition(REALISEE, PREVUE, today, today));
+        assert!(!person_transition(REALISEE, PREVUE, "2026-03-01", today));
+        assert!(!person_transition(PREVUE, ANNULEE, "", today));
+        assert!(!person_transition(ANNULEE, PREVUE, today, today));
     }
 
     #[test]
