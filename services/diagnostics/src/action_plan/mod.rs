@@ -601,16 +601,8 @@ impl ActionPlanApi {
         audit::record(
             &mut tx,
             SERVICE,
-            Access {
-                person_id: &d.person_id,
-                actor: caller,
-                structure_id: None,
-                action: AccessAction::Write,
-                resource_type: RESOURCE,
-                resource_id: &a.action_id,
-                domains: vec![o.domain_id.clone()],
-                purpose: Purpose::Accompagnement.code(),
-            },
+            // The person acts for no structure.
+            write_access(&d.person_id, caller, None, &a.action_id, &o.domain_id),
         )
         .await
         .map_err(internal)?;
@@ -684,14 +676,14 @@ pub async fn export_json(
 fn write_access<'a>(
     person_id: &'a str,
     caller: &'a Principal,
-    structure_id: &'a str,
+    structure_id: Option<&'a str>,
     resource_id: &'a str,
     domain_id: &str,
 ) -> Access<'a> {
     Access {
         person_id,
         actor: caller,
-        structure_id: Some(structure_id),
+        structure_id,
         action: AccessAction::Write,
         resource_type: RESOURCE,
         resource_id,
@@ -839,7 +831,7 @@ impl pb::action_plan_service_server::ActionPlanService for ActionPlanApi {
             write_access(
                 &d.person_id,
                 &caller,
-                &structure,
+                Some(&structure),
                 &row.objective_id,
                 &row.domain_id,
             ),
@@ -930,7 +922,7 @@ impl pb::action_plan_service_server::ActionPlanService for ActionPlanApi {
             write_access(
                 &d.person_id,
                 &caller,
-                &o.owner_structure_id,
+                Some(&o.owner_structure_id),
                 &o.objective_id,
                 &o.domain_id,
             ),
@@ -1039,7 +1031,7 @@ impl pb::action_plan_service_server::ActionPlanService for ActionPlanApi {
             write_access(
                 &d.person_id,
                 &caller,
-                &structure,
+                Some(&structure),
                 &row.action_id,
                 &o.domain_id,
             ),
@@ -1159,7 +1151,7 @@ impl pb::action_plan_service_server::ActionPlanService for ActionPlanApi {
             write_access(
                 &d.person_id,
                 &caller,
-                &acting_for,
+                Some(&acting_for),
                 &a.action_id,
                 &o.domain_id,
             ),

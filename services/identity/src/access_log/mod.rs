@@ -19,7 +19,7 @@ pub mod summary;
 
 use eva_platform::consent::paris_midnight;
 use eva_platform::consumer::{ApplyError, Envelope, Projection};
-use eva_platform::db::{Conn, DbError, Tx, from_us};
+use eva_platform::db::{Conn, DbError, Tx, from_us, timestamp_us};
 use eva_platform::on_backend;
 use eva_platform::pagination::Page;
 use eva_proto::audit::v1::{AccessAction, AccessRecorded};
@@ -70,7 +70,7 @@ impl AccessRow {
         let action = AccessAction::try_from(e.action).unwrap_or(AccessAction::Unspecified);
         let occurred_at_us = e
             .occurred_at
-            .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
+            .map(|t| timestamp_us(&t))
             .unwrap_or(fallback_us);
         Some(Self {
             access_id: e.access_id,

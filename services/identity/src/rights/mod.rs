@@ -257,7 +257,7 @@ pub async fn identity_part(
                 .unwrap_or_default();
             json!({
                 "id": e.access_id,
-                "occurred_at": e.occurred_at.map(|t| rfc3339(t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)),
+                "occurred_at": e.occurred_at.map(|t| rfc3339(eva_platform::db::timestamp_us(&t))),
                 "actor_user_id": e.actor_user_id,
                 "actor_display_name": e.actor_display_name,
                 "actor_structure_id": e.actor_structure_id,
